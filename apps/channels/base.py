@@ -1,0 +1,78 @@
+"""The contract every channel backend fulfils: send rendered messages, report each result."""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from rest_framework import serializers
+
+
+class ChannelError(Exception):
+    """A failed send. Permanent errors are never retried; transient ones are, with backoff."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        response_code: int | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.response_code = response_code
+
+
+@dataclass
+class OutboundMessage:
+    delivery_id: str
+    notification_id: str
+    address: str
+    subject: str
+    body: str
+    html_body: str = ""
+    config: dict = field(default_factory=dict)
+    recipient: dict = field(default_factory=dict)
+    priority: str = "normal"
+    metadata: dict = field(default_factory=dict)
+    credentials: dict = field(default_factory=dict)
+
+
+@dataclass
+class SendResult:
+    provider_message_id: str | None = None
+    # True when the provider confirms final delivery (a webhook's 2xx); else `sent`.
+    delivered: bool = False
+    response_code: int | None = None
+
+
+Outcome = tuple[OutboundMessage, SendResult | ChannelError, float]
+
+
+class BaseChannelConfig(serializers.Serializer):
+    delay_seconds = serializers.IntegerField(required=False, min_value=0, max_value=30 * 86400)
+    delay_minutes = serializers.IntegerField(required=False, min_value=0, max_value=30 * 1440)
+    template = serializers.CharField(required=False, max_length=100)
+    fallback = serializers.BooleanField(required=False, default=False)
+
+
+class ChannelBackend:
+    type: str = ""
+    config_serializer = BaseChannelConfig
+    # The recipient field this channel sends to; None when the address is in the config.
+    address_field: str | None = None
+    # The credentials a backend needs from the tenant (e.g. a signing secret).
+    needs_signing_secret: bool = False
+    # Whether the render stage should produce an HTML body for this channel.
+    wants_html: bool = False
+
+    def address_for(self, recipient: dict, config: dict) -> str | None:
+        if self.address_field is None:
+            return None
+        return recipient.get(self.address_field) or None
+
+    def send_batch(self, messages: Iterable[OutboundMessage]) -> Iterator[Outcome]:
+        """Send each message, yielding `(message, result or error, seconds)` as each
+        completes, so the caller can record sends promptly."""
+        raise NotImplementedError

@@ -1,0 +1,167 @@
+import uuid
+
+from django.db import models
+
+from apps.tenants.models import Tenant
+
+
+class Priority(models.TextChoices):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class NotificationStatus(models.TextChoices):
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    PARTIALLY_FAILED = "partially_failed"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_DELIVERY_STATUSES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.BOUNCED,
+    DeliveryStatus.SUPPRESSED,
+    DeliveryStatus.CANCELLED,
+)
+CANCELLABLE_DELIVERY_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.QUEUED)
+
+
+class Notification(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")
+    status = models.CharField(
+        max_length=20, choices=NotificationStatus.choices, default=NotificationStatus.ACCEPTED
+    )
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    title = models.TextField(blank=True, default="")
+    content = models.TextField(blank=True, default="")
+    template_key = models.CharField(max_length=100, blank=True, default="")
+    locale = models.CharField(max_length=16, blank=True, default="")
+    recipients = models.JSONField(default=list)
+    channels = models.JSONField(default=list)
+    metadata = models.JSONField(default=dict, blank=True)
+    insights = models.JSONField(default=dict, blank=True)
+    send_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="notif_tenant_created"),
+            models.Index(fields=["status", "send_at"], name="notif_status_send_at"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.public_id)
+
+
+class Delivery(models.Model):
+    """One recipient on one channel; the unit that is sent, retried and tracked."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    recipient_index = models.PositiveIntegerField()
+    recipient_id = models.CharField(max_length=200, blank=True, default="")
+    channel = models.CharField(max_length=20)
+    channel_index = models.PositiveSmallIntegerField(default=0)
+    address = models.TextField(blank=True, default="")
+    status = models.CharField(
+        max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    dedup_key = models.CharField(max_length=64, blank=True, default="")
+    subject = models.TextField(blank=True, default="")
+    body = models.TextField(blank=True, default="")
+    html_body = models.TextField(blank=True, default="")
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the delivery was last handed to the broker; NULL while the database holds it
+    # back (a long delay or backoff), for the releaser to hand over when it is due.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    fallback_for = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["tenant", "dedup_key", "created_at"], name="delivery_dedup"),
+            models.Index(fields=["status", "claimed_at"], name="delivery_status_claimed"),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_status_next"),
+            models.Index(fields=["status", "dispatched_at"], name="delivery_status_dispatched"),
+            models.Index(fields=["claim_token"], name="delivery_claim_token"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.public_id}"
+
+
+class AttemptOutcome(models.TextChoices):
+    SUCCESS = "success"
+    TRANSIENT_ERROR = "transient_error"
+    PERMANENT_ERROR = "permanent_error"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
+    response_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ("delivery", "number")
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id}#{self.number} {self.outcome}"
+
+
+class IdempotencyRecord(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_tenant_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key

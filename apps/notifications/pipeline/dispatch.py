@@ -1,0 +1,44 @@
+"""Stage 3: queue ready deliveries and hand them to their channel's delivery queue."""
+
+from collections import defaultdict
+from datetime import timedelta
+
+from django.utils import timezone
+
+from ..models import Delivery, DeliveryStatus
+from ..state import claim, per_row
+from .deliver import BROKER_COUNTDOWN_LIMIT, enqueue
+from .stage import stage_task
+
+
+def delay_of(config: dict) -> float:
+    return float(config.get("delay_seconds", 0)) + 60.0 * config.get("delay_minutes", 0)
+
+
+@stage_task("dispatch")
+def task(ids: list[int]) -> list[int]:
+    now = timezone.now()
+    rows = Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).values_list(
+        "id", "channel_index", "notification__channels"
+    )
+    delays = {
+        row_id: delay_of(channels[index].get("config", {})) for row_id, index, channels in rows
+    }
+    if not delays:
+        return []
+    due = {i: now + timedelta(seconds=d) for i, d in delays.items()}
+    held = {i for i, d in delays.items() if d > BROKER_COUNTDOWN_LIMIT}
+    _token, claimed = claim(
+        list(delays),
+        [DeliveryStatus.PENDING],
+        status=DeliveryStatus.QUEUED,
+        next_attempt_at=per_row("next_attempt_at", due),
+        dispatched_at=per_row("dispatched_at", {i: (None if i in held else now) for i in delays}),
+    )
+    by_channel_and_delay: dict[tuple[str, float], list[int]] = defaultdict(list)
+    for row_id, channel in Delivery.objects.filter(id__in=claimed).values_list("id", "channel"):
+        if row_id not in held:
+            by_channel_and_delay[(channel, delays[row_id])].append(row_id)
+    for (channel, delay), batch in sorted(by_channel_and_delay.items()):
+        enqueue(channel, sorted(batch), countdown=delay or None)
+    return claimed

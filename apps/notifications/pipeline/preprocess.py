@@ -1,0 +1,68 @@
+"""Stage 1: drop what must not be sent (unsendable deliveries, duplicates in the window)."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Min
+
+from apps.channels.registry import is_registered
+
+from ..models import Delivery, DeliveryStatus
+from ..state import end_with_errors, mark_processing, refresh_statuses
+from .stage import stage_task
+
+_NOT_COUNTED_FOR_DEDUP = (
+    DeliveryStatus.SUPPRESSED,
+    DeliveryStatus.CANCELLED,
+    DeliveryStatus.FAILED,
+)
+
+
+def first_of_each_key(deliveries: list[Delivery]) -> dict[str, int]:
+    """For each dedup key, the oldest live delivery within the window."""
+    window = timedelta(seconds=settings.DEDUP_WINDOW_SECONDS)
+    rows = (
+        Delivery.objects.filter(
+            tenant_id__in={d.tenant_id for d in deliveries},
+            dedup_key__in={d.dedup_key for d in deliveries},
+            created_at__gte=min(d.created_at for d in deliveries) - window,
+        )
+        .exclude(status__in=_NOT_COUNTED_FOR_DEDUP)
+        .values("tenant_id", "dedup_key")
+        .annotate(first=Min("id"))
+        .order_by()
+    )
+    return {(row["tenant_id"], row["dedup_key"]): row["first"] for row in rows}
+
+
+def rejections(deliveries: list[Delivery]) -> tuple[dict[int, str], dict[int, str]]:
+    failed = {
+        d.id: f"channel {d.channel!r} is not available"
+        for d in deliveries
+        if not is_registered(d.channel)
+    }
+    suppressed: dict[int, str] = {}
+    if settings.DEDUP_WINDOW_SECONDS and deliveries:
+        first = first_of_each_key(deliveries)
+        for d in deliveries:
+            original = first.get((d.tenant_id, d.dedup_key), d.id)
+            if original < d.id and d.id not in failed:
+                suppressed[d.id] = f"duplicate of an identical message (delivery #{original})"
+    return failed, suppressed
+
+
+@stage_task("preprocess")
+def task(ids: list[int]) -> list[int]:
+    deliveries = list(
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).only(
+            "id", "tenant_id", "notification_id", "channel", "dedup_key", "created_at"
+        )
+    )
+    mark_processing(d.notification_id for d in deliveries)
+    failed, suppressed = rejections(deliveries)
+    end_with_errors(failed, [DeliveryStatus.PENDING], DeliveryStatus.FAILED)
+    end_with_errors(suppressed, [DeliveryStatus.PENDING], DeliveryStatus.SUPPRESSED)
+    dropped = failed.keys() | suppressed.keys()
+    if dropped:
+        refresh_statuses({d.notification_id for d in deliveries if d.id in dropped})
+    return [d.id for d in deliveries if d.id not in dropped]

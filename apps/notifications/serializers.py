@@ -1,0 +1,230 @@
+"""Validation of what tenants send, complete before anything is written."""
+
+import re
+import zoneinfo
+
+import phonenumbers
+from django.conf import settings
+from rest_framework import serializers
+
+from apps.channels.registry import channel_types, get_backend
+from apps.common.serializers import StrictSerializer
+from apps.templating.renderer import syntax_error
+
+from .models import Delivery, Notification, Priority
+
+LOCALE_PATTERN = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+MAX_RECIPIENTS = 1000
+MAX_CHANNELS = 10
+
+
+def validate_locale(value: str) -> str:
+    if not LOCALE_PATTERN.match(value):
+        raise serializers.ValidationError("Not a locale code such as 'en' or 'de-AT'.")
+    return value
+
+
+def validate_timezone(value: str) -> str:
+    if value not in zoneinfo.available_timezones():
+        raise serializers.ValidationError(f"Unknown time zone {value!r}.")
+    return value
+
+
+def validate_e164(value: str) -> str:
+    if not value.startswith("+"):
+        raise serializers.ValidationError("Phone numbers must be E.164, e.g. +4917612345678.")
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise serializers.ValidationError("Not a phone number.") from None
+    if not phonenumbers.is_valid_number(number):
+        raise serializers.ValidationError("Not a valid phone number.")
+    if phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) != value:
+        raise serializers.ValidationError("Phone numbers must be E.164, e.g. +4917612345678.")
+    return value
+
+
+def validate_template_source(value: str) -> str:
+    error = syntax_error(value)
+    if error:
+        raise serializers.ValidationError(f"Template syntax error at {error}")
+    return value
+
+
+class RecipientSerializer(StrictSerializer):
+    user_id = serializers.CharField(required=False, max_length=200)
+    email = serializers.EmailField(required=False, max_length=254)
+    phone = serializers.CharField(required=False, max_length=20, validators=[validate_e164])
+    slack_id = serializers.CharField(required=False, max_length=100)
+    push_tokens = serializers.ListField(
+        child=serializers.CharField(max_length=4096), required=False, max_length=20
+    )
+    locale = serializers.CharField(required=False, max_length=16, validators=[validate_locale])
+    timezone = serializers.CharField(required=False, max_length=64, validators=[validate_timezone])
+    metadata = serializers.DictField(required=False)
+
+
+class ChannelSerializer(StrictSerializer):
+    type = serializers.ChoiceField(
+        choices=[],
+        error_messages={"invalid_choice": "Unknown channel type {input!r}."},
+    )
+    config = serializers.DictField(required=False, default=dict)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["type"].choices = channel_types()
+
+    def validate(self, attrs):
+        config_serializer = get_backend(attrs["type"]).config_serializer(data=attrs["config"])
+        if not config_serializer.is_valid():
+            raise serializers.ValidationError({"config": config_serializer.errors})
+        config = dict(config_serializer.validated_data)
+        unknown = sorted(set(attrs["config"]) - set(config_serializer.fields))
+        if unknown:
+            raise serializers.ValidationError({"config": {k: ["Unknown field."] for k in unknown}})
+        if "delay_seconds" in config and "delay_minutes" in config:
+            raise serializers.ValidationError(
+                {"config": {"delay_minutes": ["Give delay_seconds or delay_minutes, not both."]}}
+            )
+        return {"type": attrs["type"], "config": config}
+
+
+class NotificationInSerializer(StrictSerializer):
+    title = serializers.CharField(
+        required=False, allow_blank=True, max_length=1000, validators=[validate_template_source]
+    )
+    content = serializers.CharField(
+        required=False, allow_blank=True, max_length=200_000, validators=[validate_template_source]
+    )
+    template = serializers.CharField(required=False, max_length=100)
+    locale = serializers.CharField(required=False, max_length=16, validators=[validate_locale])
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+    recipients = RecipientSerializer(many=True, allow_empty=False, max_length=MAX_RECIPIENTS)
+    channels = ChannelSerializer(many=True, allow_empty=False, max_length=MAX_CHANNELS)
+    metadata = serializers.DictField(required=False, default=dict)
+    send_at = serializers.DateTimeField(required=False, allow_null=True)
+    escalation = serializers.DictField(required=False)
+
+    def validate_template(self, value):
+        # Stored templates arrive with the templating issue; until then no key exists.
+        raise serializers.ValidationError(f"Unknown template {value!r}.")
+
+    def validate_escalation(self, value):
+        name = value.get("policy") if isinstance(value, dict) else None
+        raise serializers.ValidationError(
+            f"Unknown escalation policy {name!r}." if name else "Escalation is not available."
+        )
+
+    def validate(self, attrs):
+        if not (attrs.get("title") or attrs.get("content") or attrs.get("template")):
+            raise serializers.ValidationError(
+                {"content": ["Give content (or title), or a template."]}
+            )
+        types = [channel["type"] for channel in attrs["channels"]]
+        duplicates = sorted({t for t in types if types.count(t) > 1})
+        if duplicates:
+            raise serializers.ValidationError({"channels": [f"Channel {duplicates[0]!r} twice."]})
+        if all(channel["config"].get("fallback") for channel in attrs["channels"]):
+            raise serializers.ValidationError(
+                {"channels": ["At least one channel must not be a fallback."]}
+            )
+        self._check_addresses(attrs)
+        return attrs
+
+    @staticmethod
+    def _check_addresses(attrs):
+        errors = {}
+        for index, recipient in enumerate(attrs["recipients"]):
+            for channel in attrs["channels"]:
+                if channel["config"].get("fallback"):
+                    continue
+                backend = get_backend(channel["type"])
+                if backend.address_field and not backend.address_for(recipient, channel["config"]):
+                    errors[f"{index}"] = {
+                        backend.address_field: [f"Required for the {channel['type']} channel."]
+                    }
+        if errors:
+            raise serializers.ValidationError(
+                {"recipients": [errors.get(str(i), {}) for i in range(len(attrs["recipients"]))]}
+            )
+
+
+class BulkInSerializer(StrictSerializer):
+    notifications = NotificationInSerializer(
+        many=True, allow_empty=False, max_length=settings.MAX_BULK_ITEMS
+    )
+
+
+class AcceptedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    deliveries = serializers.IntegerField()
+
+
+class BulkAcceptedSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.UUIDField())
+
+
+class DeliveryOutSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id")
+    recipient = serializers.CharField(source="recipient_id")
+    fallback_for = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Delivery
+        fields = (
+            "id",
+            "recipient",
+            "channel",
+            "status",
+            "attempts",
+            "provider_message_id",
+            "sent_at",
+            "delivered_at",
+            "opened_at",
+            "clicked_at",
+            "error",
+            "fallback_for",
+        )
+
+    def get_fallback_for(self, delivery) -> str | None:
+        return str(delivery.fallback_for.public_id) if delivery.fallback_for_id else None
+
+
+class NotificationOutSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id")
+    deliveries = DeliveryOutSerializer(many=True)
+    escalation = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = (
+            "id",
+            "status",
+            "priority",
+            "title",
+            "content",
+            "locale",
+            "metadata",
+            "send_at",
+            "created_at",
+            "escalation",
+            "insights",
+            "deliveries",
+        )
+
+    def get_escalation(self, notification) -> str | None:
+        return None
+
+
+class NotificationListSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id")
+    channels = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = ("id", "status", "priority", "title", "channels", "send_at", "created_at")
+
+    def get_channels(self, notification) -> list[str]:
+        return [channel["type"] for channel in notification.channels]

@@ -1,0 +1,79 @@
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+KEY_PREFIX_LENGTH = 10
+
+
+def new_signing_secret() -> str:
+    return "whsec_" + secrets.token_hex(32)
+
+
+class Tenant(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    default_locale = models.CharField(max_length=16, default="en")
+    timezone = models.CharField(max_length=64, default="UTC")
+    settings = models.JSONField(default=dict, blank=True)
+    webhook_signing_secret = models.CharField(max_length=100, default=new_signing_secret)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+def hash_key(secret: str) -> str:
+    # Keys are 256-bit random strings, so a fast hash is as strong as a slow one here.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True, tenant__is_active=True)
+
+
+class ApiKey(models.Model):
+    """An API key: `ntf_<prefix>_<secret>`; the prefix finds the row, the hash proves it."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=KEY_PREFIX_LENGTH, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+    @classmethod
+    def issue(cls, tenant: Tenant, name: str) -> tuple["ApiKey", str]:
+        """Create a key; the clear text is returned once and never stored."""
+        prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
+        secret = secrets.token_urlsafe(32)
+        clear = f"ntf_{prefix}_{secret}"
+        key = cls.objects.create(tenant=tenant, name=name, prefix=prefix, key_hash=hash_key(clear))
+        return key, clear
+
+    def matches(self, clear: str) -> bool:
+        return hmac.compare_digest(self.key_hash, hash_key(clear))
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

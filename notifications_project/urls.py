@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from apps.common import errors, health
+from apps.notifications.api import NotificationViewSet
+from apps.tenants.api import ApiKeyViewSet, TenantView
+
+router = SimpleRouter(trailing_slash=True)
+router.register("notifications", NotificationViewSet, basename="notification")
+router.register("api-keys", ApiKeyViewSet, basename="api-key")
+
+api_v1 = [
+    path("tenant/", TenantView.as_view(), name="tenant"),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = errors.json_404
+handler500 = errors.json_500
+handler400 = errors.json_400

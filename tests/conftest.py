@@ -1,0 +1,85 @@
+import time
+
+import pytest
+import redis
+from celery.contrib.testing import tasks as _celery_test_tasks  # noqa: F401 - ping task
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings as django_settings
+from rest_framework.test import APIClient
+
+from apps.tenants.services import create_tenant
+from notifications_project.celery import app as celery_app
+from tests.support.sinks import SmtpSink, WebhookReceiver
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_broker():
+    """Other processes may share this Redis: start from an empty database of our own."""
+    redis.Redis.from_url(django_settings.CELERY_BROKER_URL).flushdb()
+    yield
+
+
+@pytest.fixture
+def tenant_with_key(db):
+    return create_tenant("acme", "Acme Inc.")
+
+
+@pytest.fixture
+def tenant(tenant_with_key):
+    return tenant_with_key[0]
+
+
+@pytest.fixture
+def api(tenant_with_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_with_key[1]}")
+    return client
+
+
+@pytest.fixture
+def other_api(db):
+    _tenant, key = create_tenant("globex", "Globex Corp.")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    sink = SmtpSink().start()
+    settings.EMAIL_URL = sink.url
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def receiver():
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real Celery worker consuming every queue from the real Redis broker."""
+    celery_app.conf.task_always_eager = False
+    with django_db_blocker.unblock():
+        with start_worker(celery_app, pool="threads", concurrency=4,
+                          perform_ping_check=False, shutdown_timeout=20) as worker:
+            yield worker
+
+
+@pytest.fixture
+def fast_retries(settings):
+    settings.RETRY_BACKOFF_SECONDS = 0.2
+    settings.RETRY_BACKOFF_MAX_SECONDS = 1.0
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
