@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from apps.tenants.services import create_tenant
 from notifications_project.celery import app as celery_app
-from tests.support.sinks import SmtpSink, WebhookReceiver
+from notifications_project.devsinks import SmtpSink, WebhookReceiver
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,10 +63,11 @@ def receiver():
 def celery_worker(django_db_setup, django_db_blocker):
     """A real Celery worker consuming every queue from the real Redis broker."""
     celery_app.conf.task_always_eager = False
-    with django_db_blocker.unblock():
-        with start_worker(celery_app, pool="threads", concurrency=4,
-                          perform_ping_check=False, shutdown_timeout=20) as worker:
-            yield worker
+    worker = start_worker(
+        celery_app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=20
+    )
+    with django_db_blocker.unblock(), worker as running:
+        yield running
 
 
 @pytest.fixture

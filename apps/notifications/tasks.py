@@ -44,7 +44,8 @@ def resume_stuck_sending(now) -> int:
 
 
 def redispatch_lost(now) -> int:
-    lost = Q(dispatched_at__isnull=False, next_attempt_at__lt=now - timedelta(seconds=settings.LOST_TASK_GRACE_SECONDS))
+    grace = timedelta(seconds=settings.LOST_TASK_GRACE_SECONDS)
+    lost = Q(dispatched_at__isnull=False, next_attempt_at__lt=now - grace)
     ids = list(
         Delivery.objects.filter(lost, status=DeliveryStatus.QUEUED).values_list("id", flat=True)[
             :SWEEP_LIMIT

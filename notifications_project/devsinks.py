@@ -1,5 +1,5 @@
-"""Local servers that speak the providers' protocols: SMTP (aiosmtpd) and an HTTP
-webhook receiver with scripted answers."""
+"""Local servers that speak the providers' protocols, for the demo, the benchmark and the
+tests: SMTP (aiosmtpd) and an HTTP webhook receiver with scripted answers."""
 
 import json
 import socket
@@ -125,8 +125,14 @@ class WebhookReceiver:
                     time.sleep(receiver.delay)
                 status, headers = receiver._answer(self.path)
                 with receiver.lock:
-                    receiver.requests.append({"path": self.path, "headers": dict(self.headers),
-                                              "body": body, "status": status})
+                    receiver.requests.append(
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                            "status": status,
+                        }
+                    )
                 reply = json.dumps({"ok": 200 <= status < 300}).encode()
                 self.send_response(status)
                 for name, value in headers.items():

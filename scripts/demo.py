@@ -1,0 +1,145 @@
+"""`make demo`: the whole service on one machine, sending real notifications to local
+SMTP and webhook sinks, then printing what arrived and where to look."""
+
+import argparse
+import hashlib
+import hmac
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from notifications_project.devsinks import SmtpSink, WebhookReceiver  # noqa: E402
+from scripts.stack import ROOT, Stack, free_port, persistent_secret  # noqa: E402
+
+TERMINAL = {"completed", "partially_failed", "failed", "cancelled", "blocked"}
+
+
+def environment(data_dir: Path, smtp: SmtpSink) -> dict[str, str]:
+    env = {
+        "DATA_DIR": str(data_dir),
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or persistent_secret(data_dir),
+        "EMAIL_URL": smtp.url,
+        "DEFAULT_FROM_EMAIL": "demo@notify.localhost",
+        "WEBHOOK_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+        "RETRY_BACKOFF_SECONDS": "1",
+        "CELERY_WORKER_SEND_TASK_EVENTS": "true",
+    }
+    return env
+
+
+def create_demo_tenant(stack: Stack) -> str:
+    slug = f"demo-{int(time.time())}"
+    output = stack.manage("create_tenant", slug, "--name", "Demo Shop")
+    return output.strip().splitlines()[-1]
+
+
+def send_examples(client: httpx.Client, receiver: WebhookReceiver) -> list[str]:
+    receiver.script("/flaky", 500, 500, 200)
+    examples = [
+        {"title": "Welcome, {{ recipient.first_name }}!",
+         "content": "Hello {{ recipient.first_name }},\nyour order {{ order_id }} has shipped.",
+         "recipients": [{"user_id": "u1", "email": "maria@example.com",
+                         "metadata": {"first_name": "Maria"}},
+                        {"user_id": "u2", "email": "li@example.com",
+                         "metadata": {"first_name": "Li"}}],
+         "channels": [{"type": "email", "config": {"from_name": "Demo Shop"}},
+                      {"type": "webhook", "config": {"url": receiver.url("/orders")}}],
+         "metadata": {"order_id": "A-1017"}},
+        {"title": "Deploy finished", "content": "Build {{ build }} is live.",
+         "priority": "high", "recipients": [{"user_id": "ops"}],
+         "channels": [{"type": "webhook", "config": {"url": receiver.url("/flaky")}}],
+         "metadata": {"build": "2026.11.27-1"}},
+    ]
+    ids = []
+    for body in examples:
+        response = client.post("/api/v1/notifications/", json=body)
+        response.raise_for_status()
+        ids.append(response.json()["id"])
+    bad = client.post("/api/v1/notifications/", json={"content": "x", "recipients": [{}],
+                                                      "channels": [{"type": "email"}]})
+    print(f"  a bad request is refused: {bad.status_code} {bad.json()['error']['message']}")
+    return ids
+
+
+def wait_terminal(client: httpx.Client, ids: list[str], timeout: float = 90.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        details = [client.get(f"/api/v1/notifications/{i}/").json() for i in ids]
+        if all(d["status"] in TERMINAL for d in details) or time.monotonic() > deadline:
+            return details
+        time.sleep(0.5)
+
+
+def report(details, smtp: SmtpSink, receiver: WebhookReceiver, secret: str) -> None:
+    print("\nNotifications:")
+    for detail in details:
+        print(f"  {detail['id']}  {detail['status']}")
+        for d in detail["deliveries"]:
+            print(f"    {d['channel']:8} {d['recipient']:6} {d['status']:10} "
+                  f"attempts={d['attempts']} {d['error'][:60]}")
+    print(f"\nEmails that arrived at the local SMTP server ({len(smtp.messages)}):")
+    for item in smtp.messages:
+        message = item["message"]
+        print(f"  to {item['to'][0]:22} subject {message['Subject']!r}  {message['Message-ID']}")
+    print(f"\nWebhooks that arrived at the local receiver ({len(receiver.requests)}):")
+    for request in receiver.requests:
+        headers = request["headers"]
+        signed = f"{headers['X-Notify-Timestamp']}.".encode() + request["body"]
+        expected = "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        verified = hmac.compare_digest(expected, headers["X-Notify-Signature"])
+        print(f"  {request['path']:8} answered {request['status']}  "
+              f"delivery {headers['X-Notify-Delivery-Id']}  signature ok: {verified}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--once", action="store_true", help="stop after the report")
+    args = parser.parse_args()
+    data_dir = Path(os.environ.get("DATA_DIR", ROOT / "var" / "demo"))
+    shutil.rmtree(data_dir / "broker", ignore_errors=True)
+    smtp, receiver = SmtpSink().start(), WebhookReceiver().start()
+    stack = Stack(environment(data_dir, smtp), data_dir / "logs")
+    web_port, flower_port = free_port(8000), free_port(5555)
+    base_url = f"http://127.0.0.1:{web_port}"
+    flower_auth = f"admin:{os.urandom(6).hex()}"
+    try:
+        print("Preparing the database (migrate, static files)...")
+        stack.manage("migrate", "--noinput")
+        stack.manage("collectstatic", "--noinput")
+        stack.start_web(web_port)
+        stack.start_worker(events=True)
+        stack.start_beat()
+        stack.start_flower(flower_port, flower_auth)
+        stack.wait_ready(base_url)
+        key = create_demo_tenant(stack)
+        client = httpx.Client(base_url=base_url, timeout=10,
+                              headers={"Authorization": f"Bearer {key}"})
+        secret = client.get("/api/v1/tenant/").json()["webhook_signing_secret"]
+        print("Sending demo notifications...")
+        details = wait_terminal(client, send_examples(client, receiver))
+        report(details, smtp, receiver, secret)
+        print(f"\nAPI docs:  {base_url}/api/docs/\nAdmin:     {base_url}/admin/ "
+              f"(python manage.py createsuperuser)\nFlower:    http://127.0.0.1:{flower_port}/ "
+              f"(user:password {flower_auth})\nMetrics:   {base_url}/metrics\n"
+              f"API key:   {key}\nLogs:      {data_dir / 'logs'}")
+        if not args.once:
+            print("\nRunning; Ctrl-C stops everything.")
+            while True:
+                time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        smtp.stop()
+        receiver.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
