@@ -14,8 +14,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from notifications_project.devsinks import SmtpSink, WebhookReceiver  # noqa: E402
-from scripts.stack import ROOT, Stack, free_port, persistent_secret  # noqa: E402
+from notifications_project.devsinks import SmtpSink, WebhookReceiver
+from scripts.stack import ROOT, Stack, free_port, persistent_secret
 
 TERMINAL = {"completed", "partially_failed", "failed", "cancelled", "blocked"}
 
@@ -42,27 +42,41 @@ def create_demo_tenant(stack: Stack) -> str:
 def send_examples(client: httpx.Client, receiver: WebhookReceiver) -> list[str]:
     receiver.script("/flaky", 500, 500, 200)
     examples = [
-        {"title": "Welcome, {{ recipient.first_name }}!",
-         "content": "Hello {{ recipient.first_name }},\nyour order {{ order_id }} has shipped.",
-         "recipients": [{"user_id": "u1", "email": "maria@example.com",
-                         "metadata": {"first_name": "Maria"}},
-                        {"user_id": "u2", "email": "li@example.com",
-                         "metadata": {"first_name": "Li"}}],
-         "channels": [{"type": "email", "config": {"from_name": "Demo Shop"}},
-                      {"type": "webhook", "config": {"url": receiver.url("/orders")}}],
-         "metadata": {"order_id": "A-1017"}},
-        {"title": "Deploy finished", "content": "Build {{ build }} is live.",
-         "priority": "high", "recipients": [{"user_id": "ops"}],
-         "channels": [{"type": "webhook", "config": {"url": receiver.url("/flaky")}}],
-         "metadata": {"build": "2026.11.27-1"}},
+        {
+            "title": "Welcome, {{ recipient.first_name }}!",
+            "content": "Hello {{ recipient.first_name }},\nyour order {{ order_id }} has shipped.",
+            "recipients": [
+                {
+                    "user_id": "u1",
+                    "email": "maria@example.com",
+                    "metadata": {"first_name": "Maria"},
+                },
+                {"user_id": "u2", "email": "li@example.com", "metadata": {"first_name": "Li"}},
+            ],
+            "channels": [
+                {"type": "email", "config": {"from_name": "Demo Shop"}},
+                {"type": "webhook", "config": {"url": receiver.url("/orders")}},
+            ],
+            "metadata": {"order_id": "A-1017"},
+        },
+        {
+            "title": "Deploy finished",
+            "content": "Build {{ build }} is live.",
+            "priority": "high",
+            "recipients": [{"user_id": "ops"}],
+            "channels": [{"type": "webhook", "config": {"url": receiver.url("/flaky")}}],
+            "metadata": {"build": "2026.11.27-1"},
+        },
     ]
     ids = []
     for body in examples:
         response = client.post("/api/v1/notifications/", json=body)
         response.raise_for_status()
         ids.append(response.json()["id"])
-    bad = client.post("/api/v1/notifications/", json={"content": "x", "recipients": [{}],
-                                                      "channels": [{"type": "email"}]})
+    bad = client.post(
+        "/api/v1/notifications/",
+        json={"content": "x", "recipients": [{}], "channels": [{"type": "email"}]},
+    )
     print(f"  a bad request is refused: {bad.status_code} {bad.json()['error']['message']}")
     return ids
 
@@ -81,8 +95,10 @@ def report(details, smtp: SmtpSink, receiver: WebhookReceiver, secret: str) -> N
     for detail in details:
         print(f"  {detail['id']}  {detail['status']}")
         for d in detail["deliveries"]:
-            print(f"    {d['channel']:8} {d['recipient']:6} {d['status']:10} "
-                  f"attempts={d['attempts']} {d['error'][:60]}")
+            print(
+                f"    {d['channel']:8} {d['recipient']:6} {d['status']:10} "
+                f"attempts={d['attempts']} {d['error'][:60]}"
+            )
     print(f"\nEmails that arrived at the local SMTP server ({len(smtp.messages)}):")
     for item in smtp.messages:
         message = item["message"]
@@ -93,8 +109,10 @@ def report(details, smtp: SmtpSink, receiver: WebhookReceiver, secret: str) -> N
         signed = f"{headers['X-Notify-Timestamp']}.".encode() + request["body"]
         expected = "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
         verified = hmac.compare_digest(expected, headers["X-Notify-Signature"])
-        print(f"  {request['path']:8} answered {request['status']}  "
-              f"delivery {headers['X-Notify-Delivery-Id']}  signature ok: {verified}")
+        print(
+            f"  {request['path']:8} answered {request['status']}  "
+            f"delivery {headers['X-Notify-Delivery-Id']}  signature ok: {verified}"
+        )
 
 
 def main() -> int:
@@ -118,16 +136,19 @@ def main() -> int:
         stack.start_flower(flower_port, flower_auth)
         stack.wait_ready(base_url)
         key = create_demo_tenant(stack)
-        client = httpx.Client(base_url=base_url, timeout=10,
-                              headers={"Authorization": f"Bearer {key}"})
+        client = httpx.Client(
+            base_url=base_url, timeout=10, headers={"Authorization": f"Bearer {key}"}
+        )
         secret = client.get("/api/v1/tenant/").json()["webhook_signing_secret"]
         print("Sending demo notifications...")
         details = wait_terminal(client, send_examples(client, receiver))
         report(details, smtp, receiver, secret)
-        print(f"\nAPI docs:  {base_url}/api/docs/\nAdmin:     {base_url}/admin/ "
-              f"(python manage.py createsuperuser)\nFlower:    http://127.0.0.1:{flower_port}/ "
-              f"(user:password {flower_auth})\nMetrics:   {base_url}/metrics\n"
-              f"API key:   {key}\nLogs:      {data_dir / 'logs'}")
+        print(
+            f"\nAPI docs:  {base_url}/api/docs/\nAdmin:     {base_url}/admin/ "
+            f"(python manage.py createsuperuser)\nFlower:    http://127.0.0.1:{flower_port}/ "
+            f"(user:password {flower_auth})\nMetrics:   {base_url}/metrics\n"
+            f"API key:   {key}\nLogs:      {data_dir / 'logs'}"
+        )
         if not args.once:
             print("\nRunning; Ctrl-C stops everything.")
             while True:

@@ -47,7 +47,11 @@ class Stack:
     def manage(self, *args: str) -> str:
         result = subprocess.run(
             [str(BIN / "python"), "manage.py", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, check=False,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
@@ -56,28 +60,67 @@ class Stack:
     def start(self, name: str, *command: str) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
         process = subprocess.Popen(
-            list(command), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            list(command),
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append((name, process))
 
     def start_web(self, port: int, workers: int = 2) -> None:
-        self.start("web", str(BIN / "gunicorn"), "notifications_project.wsgi",
-                   "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4")
+        self.start(
+            "web",
+            str(BIN / "gunicorn"),
+            "notifications_project.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+        )
 
     def start_worker(self, concurrency: int = 2, events: bool = False, name: str = "worker"):
-        command = [str(BIN / "celery"), "-A", "notifications_project", "worker",
-                   "--loglevel", "WARNING", "--concurrency", str(concurrency),
-                   "--hostname", f"{name}@%h"]
+        command = [
+            str(BIN / "celery"),
+            "-A",
+            "notifications_project",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+        ]
         self.start(name, *command, *(["-E"] if events else []))
 
     def start_beat(self) -> None:
-        self.start("beat", str(BIN / "celery"), "-A", "notifications_project", "beat",
-                   "--loglevel", "WARNING", "--schedule", str(self.log_dir / "beat-schedule"))
+        self.start(
+            "beat",
+            str(BIN / "celery"),
+            "-A",
+            "notifications_project",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(self.log_dir / "beat-schedule"),
+        )
 
     def start_flower(self, port: int, auth: str) -> None:
-        self.start("flower", str(BIN / "celery"), "-A", "notifications_project", "flower",
-                   f"--port={port}", "--address=127.0.0.1", f"--basic-auth={auth}")
+        self.start(
+            "flower",
+            str(BIN / "celery"),
+            "-A",
+            "notifications_project",
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+            f"--basic-auth={auth}",
+        )
 
     def wait_ready(self, base_url: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
