@@ -5,6 +5,7 @@ import redis
 from celery.contrib.testing import tasks as _celery_test_tasks  # noqa: F401 - ping task
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings as django_settings
+from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.tenants.services import create_tenant
@@ -68,6 +69,20 @@ def celery_worker(django_db_setup, django_db_blocker):
     )
     with django_db_blocker.unblock(), worker as running:
         yield running
+    with django_db_blocker.unblock():
+        _drop_other_sessions()
+
+
+def _drop_other_sessions():
+    """The worker's pool threads keep their own connections; end them so the test
+    database can be dropped at the end of the session."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture

@@ -1,0 +1,76 @@
+"""Stages claim work with conditional updates: running one twice, or two at once, never
+sends again what is recorded as sent. No worker here: the test drives the stages."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from apps.notifications import services
+from apps.notifications.models import Delivery
+from apps.notifications.pipeline import STAGES
+from apps.notifications.pipeline.deliver import deliver
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def accept_webhooks(tenant, url, count):
+    recipients = [{"user_id": f"u{i}"} for i in range(count)]
+    [(notification, _)] = services.accept(
+        tenant,
+        [
+            {
+                "priority": "normal",
+                "title": "t",
+                "content": "c",
+                "metadata": {},
+                "recipients": recipients,
+                "channels": [{"type": "webhook", "config": {"url": url}}],
+            }
+        ],
+    )
+    return list(Delivery.objects.filter(notification=notification).values_list("id", flat=True))
+
+
+def run_stages_by_hand(ids):
+    for stage in STAGES:
+        ids = stage(ids)
+    return ids
+
+
+def test_running_every_stage_twice_sends_once(tenant, receiver):
+    ids = accept_webhooks(tenant, receiver.url(), 30)
+    dispatched = run_stages_by_hand(ids)
+    assert sorted(dispatched) == sorted(ids)
+    assert run_stages_by_hand(ids) == []  # nothing pending any more
+    assert deliver("webhook", ids) == 30
+    assert deliver("webhook", ids) == 0
+    assert sorted(receiver.received_ids()) == sorted(
+        str(p) for p in Delivery.objects.filter(id__in=ids).values_list("public_id", flat=True)
+    )
+    assert set(Delivery.objects.filter(id__in=ids).values_list("status", flat=True)) == {
+        "delivered"
+    }
+
+
+def test_two_runners_of_the_same_batch_send_each_delivery_once(tenant, receiver):
+    ids = accept_webhooks(tenant, receiver.url(), 60)
+    run_stages_by_hand(ids)
+    sent_counts = []
+    barrier = threading.Barrier(2)
+
+    def runner():
+        barrier.wait()
+        try:
+            sent_counts.append(deliver("webhook", ids))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(sent_counts) == 60
+    received = receiver.received_ids()
+    assert len(received) == len(set(received)) == 60

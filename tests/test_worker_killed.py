@@ -1,0 +1,123 @@
+"""A worker killed with SIGKILL in the middle of a batch loses nothing: the sweeper
+resumes its deliveries, and only sends cut off in flight may repeat."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from apps.notifications import services
+from apps.notifications.models import Delivery
+from apps.notifications.tasks import sweep
+from notifications_project.devsinks import WebhookReceiver
+from tests.conftest import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parent.parent
+RECORD_GROUP = 5
+CONCURRENCY = 4
+
+
+def start_worker_process(tmp_path, name):
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        "WEBHOOK_CONCURRENCY": str(CONCURRENCY),
+        "DELIVERY_RECORD_GROUP": str(RECORD_GROUP),
+        "DELIVERY_BATCH_SIZE": "40",
+    }
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "notifications_project",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _database_url():
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def kill_hard(process):
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def test_sigkill_mid_batch_loses_nothing_and_repeats_only_in_flight(tenant, tmp_path, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs the shared PostgreSQL database")
+    settings.SENDING_TIMEOUT_SECONDS = 2
+    settings.LOST_TASK_GRACE_SECONDS = 2
+    receiver = WebhookReceiver(delay=0.02).start()
+    first = start_worker_process(tmp_path, "doomed")
+    second = None
+    try:
+        recipients = [{"user_id": f"u{i}"} for i in range(240)]
+        services.accept(
+            tenant,
+            [
+                {
+                    "priority": "normal",
+                    "title": "t",
+                    "content": "c",
+                    "metadata": {},
+                    "recipients": recipients,
+                    "channels": [{"type": "webhook", "config": {"url": receiver.url()}}],
+                }
+            ],
+        )
+        wait_until(lambda: len(receiver.requests) >= 60, timeout=60)
+        recorded_before_kill = set(
+            Delivery.objects.filter(status="delivered").values_list("public_id", flat=True)
+        )
+        kill_hard(first)
+        assert Delivery.objects.exclude(status="delivered").exists(), "finished before kill"
+        second = start_worker_process(tmp_path, "survivor")
+
+        def all_delivered():
+            sweep()
+            return not Delivery.objects.exclude(status="delivered").exists()
+
+        wait_until(all_delivered, timeout=90, interval=1.0)
+        received = receiver.received_ids()
+        assert set(received) == {
+            str(p) for p in Delivery.objects.values_list("public_id", flat=True)
+        }
+        repeated = {i for i in received if received.count(i) > 1}
+        assert not repeated & {str(p) for p in recorded_before_kill}
+        assert len(repeated) <= RECORD_GROUP + CONCURRENCY
+        # The killed batch was resumed by the sweeper, not lost with the worker.
+        assert Delivery.objects.filter(attempts__gte=2).exists()
+    finally:
+        if first.poll() is None:
+            kill_hard(first)
+        if second is not None:
+            kill_hard(second)
+        receiver.stop()
