@@ -1,0 +1,153 @@
+"""Health, readiness, metrics, schema, settings parsing, commands and admin."""
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from apps.notifications import services
+from apps.notifications.models import Delivery
+from apps.tenants.models import ApiKey, Tenant
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_healthz_needs_no_key(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_checks_database_and_broker(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.json()
+
+
+@pytest.mark.django_db
+def test_metrics_expose_our_counters_and_honour_the_token(client, settings, api):
+    api.post(
+        "/api/v1/notifications/",
+        {"content": "x", "recipients": [{"email": "a@b.co"}], "channels": [{"type": "email"}]},
+        format="json",
+    )
+    text = client.get("/metrics").content.decode()
+    assert "notification_requests_total" in text
+    assert "notification_deliveries_total" in text
+    settings.METRICS_TOKEN = "s3cret"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+@pytest.mark.django_db
+def test_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/notifications/bulk/" in schema.content
+    assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DEBUG", "maybe", "DEBUG must be true or false"),
+        ("DATABASE_URL", "mysql://x@h/db", "DATABASE_URL must use one of"),
+        ("CELERY_BROKER_URL", "kafka://h", "CELERY_BROKER_URL must use one of"),
+        ("DELIVERY_MAX_ATTEMPTS", "0", "DELIVERY_MAX_ATTEMPTS must be at least 1"),
+        ("WEBHOOK_TIMEOUT_SECONDS", "soon", "WEBHOOK_TIMEOUT_SECONDS must be a number"),
+    ],
+)
+def test_bad_setting_stops_start_up_with_a_clear_message(name, value, message):
+    env = {**os.environ, name: value, "SECRET_KEY": "x"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_missing_secret_key_outside_debug_stops_start_up():
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "SECRET_KEY is required" in result.stderr
+
+
+@pytest.mark.django_db
+def test_create_tenant_prints_a_working_key_on_the_last_line():
+    out = StringIO()
+    call_command("create_tenant", "initech", "--name", "Initech", stdout=out)
+    key = out.getvalue().strip().splitlines()[-1]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert client.get("/api/v1/tenant/").json()["slug"] == "initech"
+    assert ApiKey.objects.get(tenant__slug="initech").key_hash != key
+
+
+@pytest.mark.django_db
+def test_create_tenant_refuses_a_duplicate_slug():
+    Tenant.objects.create(slug="initech", name="x")
+    with pytest.raises(Exception, match="exists already"):
+        call_command("create_tenant", "initech", "--name", "Initech", stdout=StringIO())
+
+
+@pytest.fixture
+def admin_client_logged_in(client, db):
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    client.login(username="root", password="pw")
+    return client
+
+
+@pytest.mark.django_db
+def test_admin_pages_render_and_retry_action_requeues_failed(
+    admin_client_logged_in, tenant, monkeypatch
+):
+    [(notification, _)] = services.accept(
+        tenant,
+        [
+            {
+                "priority": "normal",
+                "content": "x",
+                "metadata": {},
+                "recipients": [{"user_id": "u1", "email": "a@example.com"}],
+                "channels": [{"type": "email", "config": {}}],
+            }
+        ],
+    )
+    delivery = Delivery.objects.get(notification=notification)
+    Delivery.objects.filter(pk=delivery.pk).update(status="failed", error="boom", attempts=5)
+    enqueued = []
+    monkeypatch.setattr("apps.notifications.admin.enqueue_by_channel", enqueued.extend)
+    for url in (
+        "/admin/notifications/notification/",
+        "/admin/notifications/delivery/",
+        f"/admin/notifications/delivery/{delivery.pk}/change/",
+        f"/admin/notifications/notification/{notification.pk}/change/",
+        "/admin/tenants/tenant/",
+        "/admin/tenants/apikey/",
+        "/admin/notifications/deliveryattempt/",
+    ):
+        assert admin_client_logged_in.get(url).status_code == 200, url
+    response = admin_client_logged_in.post(
+        "/admin/notifications/delivery/",
+        {"action": "retry_failed", "_selected_action": [delivery.pk]},
+    )
+    assert response.status_code == 302
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.error) == ("queued", 0, "")
+    assert enqueued == [delivery.pk]
