@@ -1,7 +1,10 @@
 """Local servers that speak the providers' protocols, for the demo, the benchmark and the
 tests: SMTP (aiosmtpd) and an HTTP webhook receiver with scripted answers."""
 
+import asyncio
 import json
+import multiprocessing
+import re
 import socket
 import threading
 import time
@@ -146,3 +149,90 @@ class WebhookReceiver:
                 pass
 
         return Handler
+
+
+_OK_REPLY = (
+    b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
+)
+
+
+class _CountingHttpProtocol(asyncio.Protocol):
+    """Just enough HTTP/1.1 (keep-alive, Content-Length bodies) to answer 200 quickly;
+    http.server spends far more CPU per request than the service does to send one."""
+
+    def __init__(self, counter):
+        self.counter = counter
+        self.buffer = b""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            match = _CONTENT_LENGTH.search(self.buffer, 0, head_end)
+            length = int(match.group(1)) if match else 0
+            total = head_end + 4 + length
+            if len(self.buffer) < total:
+                return
+            self.buffer = self.buffer[total:]
+            self.counter.value += 1
+            self.transport.write(_OK_REPLY)
+
+
+_CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
+
+
+def _serve_counting(port, counter):
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _CountingHttpProtocol(counter), "127.0.0.1", port)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def _serve_smtp(port):
+    sink = SmtpSink()
+    sink.controller = Controller(sink, hostname="127.0.0.1", port=port)
+    sink.start()
+    threading.Event().wait()
+
+
+class SinkProcess:
+    """A sink in its own process, so the benchmark measures the service, not the GIL
+    contention of a sink sharing a process with the load generator."""
+
+    def __init__(self, kind: str):
+        self.port = free_port()
+        self.received = multiprocessing.RawValue("q", 0)
+        target, args = (
+            (_serve_counting, (self.port, self.received))
+            if kind == "http"
+            else (_serve_smtp, (self.port,))
+        )
+        self.process = multiprocessing.Process(target=target, args=args, daemon=True)
+
+    def start(self):
+        self.process.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError("sink did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.join(5)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def smtp_url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"

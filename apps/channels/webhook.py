@@ -10,7 +10,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
 from rest_framework import serializers
 
@@ -126,7 +125,7 @@ def send_one(message) -> SendResult | ChannelError:
         return classify_response(http.post(message.address, body, headers))
     except http.BlockedDestination as exc:
         return ChannelError(str(exc), permanent=True)
-    except httpx.HTTPError as exc:
+    except http.HttpError as exc:
         return ChannelError(f"request failed: {exc.__class__.__name__}: {exc}", permanent=False)
 
 
