@@ -8,6 +8,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from apps.notifications import services
 from apps.tenants.services import create_tenant
 from notifications_project.celery import app as celery_app
 from notifications_project.devsinks import SmtpSink, WebhookReceiver
@@ -99,3 +100,22 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
             return result
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def accept_one(tenant, channels=None, recipients=None):
+    """Accept one notification through the service layer, as the API does after
+    validation; returns the Notification."""
+    [(notification, _count)] = services.accept(
+        tenant,
+        [
+            {
+                "priority": "normal",
+                "title": "t",
+                "content": "c",
+                "metadata": {},
+                "recipients": recipients or [{"user_id": "u1", "email": "a@example.com"}],
+                "channels": channels or [{"type": "email", "config": {}}],
+            }
+        ],
+    )
+    return notification

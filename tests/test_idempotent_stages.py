@@ -6,29 +6,17 @@ import threading
 import pytest
 from django.db import connection
 
-from apps.notifications import services
 from apps.notifications.models import Delivery
 from apps.notifications.pipeline import STAGES
 from apps.notifications.pipeline.deliver import deliver
+from tests.conftest import accept_one
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def accept_webhooks(tenant, url, count):
     recipients = [{"user_id": f"u{i}"} for i in range(count)]
-    [(notification, _)] = services.accept(
-        tenant,
-        [
-            {
-                "priority": "normal",
-                "title": "t",
-                "content": "c",
-                "metadata": {},
-                "recipients": recipients,
-                "channels": [{"type": "webhook", "config": {"url": url}}],
-            }
-        ],
-    )
+    notification = accept_one(tenant, [{"type": "webhook", "config": {"url": url}}], recipients)
     return list(Delivery.objects.filter(notification=notification).values_list("id", flat=True))
 
 

@@ -11,9 +11,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from apps.notifications import services
 from apps.notifications.models import Delivery
 from apps.tenants.models import ApiKey, Tenant
+from tests.conftest import accept_one
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,18 +117,7 @@ def admin_client_logged_in(client, db):
 def test_admin_pages_render_and_retry_action_requeues_failed(
     admin_client_logged_in, tenant, monkeypatch
 ):
-    [(notification, _)] = services.accept(
-        tenant,
-        [
-            {
-                "priority": "normal",
-                "content": "x",
-                "metadata": {},
-                "recipients": [{"user_id": "u1", "email": "a@example.com"}],
-                "channels": [{"type": "email", "config": {}}],
-            }
-        ],
-    )
+    notification = accept_one(tenant)
     delivery = Delivery.objects.get(notification=notification)
     Delivery.objects.filter(pk=delivery.pk).update(status="failed", error="boom", attempts=5)
     enqueued = []

@@ -7,8 +7,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from apps.notifications import services
 from apps.tenants.models import ApiKey
+from tests.conftest import accept_one
 
 pytestmark = pytest.mark.django_db
 
@@ -93,18 +93,7 @@ def _concrete(route: str, object_id: str) -> str:
 
 def test_every_route_hides_another_tenants_objects(api, other_api, tenant):
     """Walk the router with a second tenant's key: every object route answers 404."""
-    [(notification, _count)] = services.accept(
-        tenant,
-        [
-            {
-                "priority": "normal",
-                "content": "x",
-                "metadata": {},
-                "recipients": [{"user_id": "u1", "email": "a@example.com"}],
-                "channels": [{"type": "email", "config": {}}],
-            }
-        ],
-    )
+    notification = accept_one(tenant)
     key = api.post("/api/v1/api-keys/", {"name": "k"}, format="json").json()
     ids = {"notification": str(notification.public_id), "api-key": key["id"]}
     object_routes = [r for r in _api_routes() if "<uuid:id>" in r or "(?P<id>" in r]

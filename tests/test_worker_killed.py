@@ -11,11 +11,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from apps.notifications import services
 from apps.notifications.models import Delivery
 from apps.notifications.tasks import sweep
 from notifications_project.devsinks import WebhookReceiver
-from tests.conftest import wait_until
+from tests.conftest import accept_one, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,19 +79,7 @@ def test_sigkill_mid_batch_loses_nothing_and_repeats_only_in_flight(tenant, tmp_
     second = None
     try:
         recipients = [{"user_id": f"u{i}"} for i in range(240)]
-        services.accept(
-            tenant,
-            [
-                {
-                    "priority": "normal",
-                    "title": "t",
-                    "content": "c",
-                    "metadata": {},
-                    "recipients": recipients,
-                    "channels": [{"type": "webhook", "config": {"url": receiver.url()}}],
-                }
-            ],
-        )
+        accept_one(tenant, [{"type": "webhook", "config": {"url": receiver.url()}}], recipients)
         wait_until(lambda: len(receiver.requests) >= 60, timeout=60)
         recorded_before_kill = set(
             Delivery.objects.filter(status="delivered").values_list("public_id", flat=True)
