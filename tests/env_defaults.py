@@ -13,7 +13,10 @@ _redis = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379")
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-os.environ.setdefault("TEST_DATABASE_NAME", "test_notify_svc")
+# One name per run (xdist's run id is shared by its workers), so two runs on one server
+# never fight over a database; pytest-django appends the worker id.
+_run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:10]
+os.environ.setdefault("TEST_DATABASE_NAME", f"test_notify_{_run}")
 os.environ["CELERY_BROKER_URL"] = f"{_redis}/{_redis_db}"
 os.environ["REDIS_URL"] = f"{_redis}/{_redis_db}"
 os.environ.setdefault("WEBHOOK_ALLOWED_PRIVATE_HOSTS", "127.0.0.1,localhost")
