@@ -1,6 +1,7 @@
 """Start and stop the service's processes (web, worker, beat, Flower) for the demo and the
 benchmark, with local sinks standing in for the providers."""
 
+import contextlib
 import os
 import secrets
 import signal
@@ -128,11 +129,9 @@ class Stack:
             for name, process in self.processes:
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # not listening yet
                 if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
                     return
-            except httpx.HTTPError:
-                pass
             time.sleep(0.3)
         raise RuntimeError(f"the service did not become ready; logs in {self.log_dir}")
 

@@ -5,10 +5,12 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from apps.notifications.models import Delivery
 from apps.notifications.pipeline import STAGES
 from apps.notifications.pipeline.deliver import deliver
+from apps.notifications.tasks import release_held_deliveries
 from tests.conftest import accept_one
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,3 +64,20 @@ def test_two_runners_of_the_same_batch_send_each_delivery_once(tenant, receiver)
     assert sum(sent_counts) == 60
     received = receiver.received_ids()
     assert len(received) == len(set(received)) == 60
+
+
+def test_long_channel_delay_is_held_in_the_database_not_the_broker(tenant, receiver):
+    config = {"url": receiver.url(), "delay_minutes": 5}
+    notification = accept_one(tenant, [{"type": "webhook", "config": config}], [{"user_id": "u"}])
+    ids = list(notification.deliveries.values_list("id", flat=True))
+    run_stages_by_hand(ids)
+    delivery = Delivery.objects.get(id=ids[0])
+    assert delivery.status == "queued" and delivery.dispatched_at is None
+    assert (delivery.next_attempt_at - delivery.created_at).total_seconds() >= 299
+    assert deliver("webhook", ids) == 0  # not due: nothing is claimed or sent
+    assert receiver.requests == []
+    Delivery.objects.filter(id__in=ids).update(next_attempt_at=timezone.now())
+    assert release_held_deliveries(timezone.now()) == 1
+    assert Delivery.objects.get(id=ids[0]).dispatched_at is not None
+    assert deliver("webhook", ids) == 1
+    assert len(receiver.requests) == 1

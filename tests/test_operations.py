@@ -62,22 +62,19 @@ def test_openapi_schema_and_docs_are_served(client):
     ],
 )
 def test_bad_setting_stops_start_up_with_a_clear_message(name, value, message):
-    env = {**os.environ, name: value, "SECRET_KEY": "x"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = manage_check({**os.environ, name: value, "SECRET_KEY": "x"})
     assert result.returncode != 0
     assert message in result.stderr
 
 
 def test_missing_secret_key_outside_debug_stops_start_up():
-    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
-    result = subprocess.run(
+    result = manage_check({k: v for k, v in os.environ.items() if k != "SECRET_KEY"})
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def manage_check(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
         env=env,
@@ -85,7 +82,6 @@ def test_missing_secret_key_outside_debug_stops_start_up():
         text=True,
         check=False,
     )
-    assert "SECRET_KEY is required" in result.stderr
 
 
 @pytest.mark.django_db

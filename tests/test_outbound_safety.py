@@ -5,10 +5,11 @@ import hashlib
 import hmac
 
 import pytest
+import urllib3
 from django.conf import settings as django_settings
 
 from apps.channels.registry import channel_types
-from apps.channels.webhook import sign
+from apps.channels.webhook import classify_response, sign
 from apps.common import http
 from apps.common.routing import route_task
 from apps.templating.renderer import RenderError, build_context, render, syntax_error
@@ -120,3 +121,11 @@ def test_every_channel_has_a_delivery_queue():
     declared = {queue.name for queue in django_settings.CELERY_TASK_QUEUES}
     for channel in channel_types():
         assert route_task("notifications.deliver", (channel, []), {}, {})["queue"] in declared
+
+
+def test_retry_after_is_read_whatever_the_header_case():
+    headers = urllib3.HTTPHeaderDict({"retry-after": "30", "x-request-id": "r-1"})
+    error = classify_response(http.HttpResult(503, headers, b"busy"))
+    assert (error.permanent, error.retry_after) == (False, 30.0)
+    ok = classify_response(http.HttpResult(200, headers, b""))
+    assert ok.provider_message_id == "r-1" and ok.delivered

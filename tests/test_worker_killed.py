@@ -70,8 +70,6 @@ def kill_hard(process):
 
 
 def test_sigkill_mid_batch_loses_nothing_and_repeats_only_in_flight(tenant, tmp_path, settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs the shared PostgreSQL database")
     settings.SENDING_TIMEOUT_SECONDS = 2
     settings.LOST_TASK_GRACE_SECONDS = 2
     receiver = WebhookReceiver(delay=0.02).start()

@@ -33,7 +33,7 @@ class BlockedDestination(Exception):
 @dataclass(frozen=True)
 class HttpResult:
     status_code: int
-    headers: dict
+    headers: urllib3.HTTPHeaderDict  # case-insensitive, as HTTP header names are
     body: bytes
 
 
@@ -117,6 +117,6 @@ def post(url: str, content: bytes, headers: dict[str, str]) -> HttpResult:
         body = response.read(MAX_RESPONSE_BYTES + 1)
         if len(body) > MAX_RESPONSE_BYTES:
             response.close()  # the rest is unread, so this connection cannot be reused
-        return HttpResult(response.status, dict(response.headers), body[:MAX_RESPONSE_BYTES])
+        return HttpResult(response.status, response.headers, body[:MAX_RESPONSE_BYTES])
     finally:
         response.release_conn()

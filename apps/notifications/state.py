@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.db.models import Case, Count, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
@@ -65,16 +66,15 @@ def refresh_statuses(notification_ids: Iterable[int]) -> None:
     )
 
 
-def per_row(field: str, values: dict) -> Case:
-    """One UPDATE that writes a different value of `field` to each row."""
+def per_row(field: str, values: dict) -> Cast:
+    """One UPDATE that writes a different value of `field` to each row. The cast matters:
+    PostgreSQL types a CASE whose branches are all NULL as text."""
     output_field = Delivery._meta.get_field(field)
-    return Case(
-        *[
-            When(id=row_id, then=Value(value, output_field=output_field))
-            for row_id, value in values.items()
-        ],
-        output_field=output_field,
-    )
+    whens = [
+        When(id=row_id, then=Value(value, output_field=output_field))
+        for row_id, value in values.items()
+    ]
+    return Cast(Case(*whens, output_field=output_field), output_field=output_field)
 
 
 def end_with_errors(errors: dict[int, str], from_statuses, status: str) -> int:

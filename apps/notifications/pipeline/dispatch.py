@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from ..models import Delivery, DeliveryStatus
+from ..models import Delivery, DeliveryStatus, Notification
 from ..state import claim, per_row
 from .deliver import BROKER_COUNTDOWN_LIMIT, enqueue
 from .stage import stage_task
@@ -18,12 +18,16 @@ def delay_of(config: dict) -> float:
 @stage_task("dispatch")
 def task(ids: list[int]) -> list[int]:
     now = timezone.now()
-    rows = Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).values_list(
-        "id", "channel_index", "notification__channels"
+    rows = list(
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).values_list(
+            "id", "channel_index", "notification_id"
+        )
     )
-    delays = {
-        row_id: delay_of(channels[index].get("config", {})) for row_id, index, channels in rows
-    }
+    # Each notification's channel list once, not once per recipient's delivery.
+    channels = dict(
+        Notification.objects.filter(id__in={n for _, _, n in rows}).values_list("id", "channels")
+    )
+    delays = {row_id: delay_of(channels[n][index].get("config", {})) for row_id, index, n in rows}
     if not delays:
         return []
     due = {i: now + timedelta(seconds=d) for i, d in delays.items()}
