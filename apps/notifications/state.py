@@ -3,9 +3,10 @@
 import uuid
 from collections.abc import Iterable
 
-from django.db.models import Case, Count, Value, When
-from django.db.models.functions import Cast
+from django.db.models import Count
 from django.utils import timezone
+
+from apps.common.rows import update_rows
 
 from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
 
@@ -14,13 +15,21 @@ _SUCCEEDED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.SUPP
 _FAILED = (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED)
 
 
-def claim(ids: Iterable[int], from_statuses, *conditions, **changes) -> tuple[uuid.UUID, list[int]]:
+def claim(
+    ids: Iterable[int], from_statuses, *conditions, each: dict | None = None, **changes
+) -> tuple[uuid.UUID, list[int]]:
     """Move rows still in `from_statuses` in one conditional UPDATE and tell exactly
-    which moved: a second runner of the same step finds nothing left to claim."""
+    which moved: a second runner of the same step finds nothing left to claim.
+    `each` gives per-row values (id -> {field: value}) for every id."""
     token = uuid.uuid4()
-    Delivery.objects.filter(*conditions, id__in=list(ids), status__in=from_statuses).update(
-        claim_token=token, updated_at=timezone.now(), **changes
-    )
+    changes.update(claim_token=token, updated_at=timezone.now())
+    if each is not None:
+        assert not conditions, "per-row claims take no extra conditions"
+        update_rows(Delivery, each, where={"status__in": from_statuses}, same=changes)
+    else:
+        Delivery.objects.filter(*conditions, id__in=list(ids), status__in=from_statuses).update(
+            **changes
+        )
     claimed = list(Delivery.objects.filter(claim_token=token).values_list("id", flat=True))
     return token, claimed
 
@@ -54,35 +63,23 @@ def refresh_statuses(notification_ids: Iterable[int]) -> None:
     )
     for notification_id, status, n in rows:
         counts[notification_id][status] = n
-    derived = {i: derive_status(c) for i, c in counts.items()}
-    Notification.objects.filter(id__in=ids).exclude(
-        status__in=(NotificationStatus.SCHEDULED, NotificationStatus.ACCEPTED)
-    ).update(
-        status=Case(
-            *[When(id=i, then=Value(s)) for i, s in derived.items()],
-            output_field=Notification._meta.get_field("status"),
-        ),
-        updated_at=timezone.now(),
+    update_rows(
+        Notification,
+        {i: {"status": derive_status(c)} for i, c in counts.items()},
+        where={"status__not_in": [NotificationStatus.SCHEDULED, NotificationStatus.ACCEPTED]},
+        same={"updated_at": timezone.now()},
     )
-
-
-def per_row(field: str, values: dict) -> Cast:
-    """One UPDATE that writes a different value of `field` to each row. The cast matters:
-    PostgreSQL types a CASE whose branches are all NULL as text."""
-    output_field = Delivery._meta.get_field(field)
-    whens = [
-        When(id=row_id, then=Value(value, output_field=output_field))
-        for row_id, value in values.items()
-    ]
-    return Cast(Case(*whens, output_field=output_field), output_field=output_field)
 
 
 def end_with_errors(errors: dict[int, str], from_statuses, status: str) -> int:
     """Move rows still in `from_statuses` to a terminal `status`, each with its reason."""
     if not errors:
         return 0
-    return Delivery.objects.filter(id__in=list(errors), status__in=from_statuses).update(
-        status=status, error=per_row("error", errors), claim_token=None, updated_at=timezone.now()
+    return update_rows(
+        Delivery,
+        {i: {"error": error} for i, error in errors.items()},
+        where={"status__in": from_statuses},
+        same={"status": status, "claim_token": None, "updated_at": timezone.now()},
     )
 
 

@@ -32,8 +32,24 @@ _TEXT_ENV = _environment(autoescape=False)
 _HTML_ENV = _environment(autoescape=True)
 
 
+# Bulk requests repeat the same few sources; caching keeps parsing out of the hot path,
+# and the length bound keeps the caches small.
+CACHED_SOURCE_CHARS = 8192
+
+
 def syntax_error(source: str) -> str | None:
     """The error of a template that would not compile, with its line, or None."""
+    if len(source) <= CACHED_SOURCE_CHARS:
+        return _cached_syntax_error(source)
+    return _syntax_error(source)
+
+
+@lru_cache(maxsize=1024)
+def _cached_syntax_error(source: str) -> str | None:
+    return _syntax_error(source)
+
+
+def _syntax_error(source: str) -> str | None:
     try:
         _TEXT_ENV.parse(source)
     except TemplateSyntaxError as exc:
@@ -41,8 +57,14 @@ def syntax_error(source: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=2048)
 def _compile(source: str, html: bool):
+    if len(source) <= CACHED_SOURCE_CHARS:
+        return _cached_compile(source, html)
+    return (_HTML_ENV if html else _TEXT_ENV).from_string(source)
+
+
+@lru_cache(maxsize=1024)
+def _cached_compile(source: str, html: bool):
     return (_HTML_ENV if html else _TEXT_ENV).from_string(source)
 
 

@@ -14,10 +14,11 @@ from apps.channels.base import ChannelError, OutboundMessage
 from apps.channels.registry import get_backend
 from apps.channels.retry import backoff_seconds
 from apps.common.routing import DELIVER_TASK
+from apps.common.rows import update_rows
 
 from .. import metrics
 from ..models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
-from ..state import claim, per_row, refresh_statuses
+from ..state import claim, refresh_statuses
 
 logger = logging.getLogger("apps.notifications.deliver")
 # Waits up to this long go to the broker as a countdown; longer ones stay in the
@@ -87,9 +88,13 @@ class Recorder:
             self._record_failures([(d, o) for d, o, _ in group if isinstance(o, ChannelError)], now)
             DeliveryAttempt.objects.bulk_create([self._attempt(d, o, s, now) for d, o, s in group])
 
-    def _mine(self, ids):
-        return Delivery.objects.filter(
-            id__in=ids, status=DeliveryStatus.SENDING, claim_token=self.token
+    def _update_mine(self, rows: dict[int, dict], **same) -> None:
+        """Write to rows this run still holds (a sweeper may have taken them back)."""
+        update_rows(
+            Delivery,
+            rows,
+            where={"status": DeliveryStatus.SENDING, "claim_token": self.token},
+            same={**same, "claim_token": None},
         )
 
     def _record_successes(self, rows, now) -> None:
@@ -98,16 +103,13 @@ class Recorder:
             if not chosen:
                 continue
             status = DeliveryStatus.DELIVERED if delivered else DeliveryStatus.SENT
-            self._mine([d.id for d, _ in chosen]).update(
+            self._update_mine(
+                {d.id: {"provider_message_id": o.provider_message_id or ""} for d, o in chosen},
                 status=status,
                 sent_at=now,
                 delivered_at=now if delivered else None,
                 error="",
-                claim_token=None,
                 updated_at=now,
-                provider_message_id=per_row(
-                    "provider_message_id", {d.id: o.provider_message_id or "" for d, o in chosen}
-                ),
             )
             metrics.deliveries_total.labels(channel=self.channel, status=status).inc(len(chosen))
 
@@ -124,10 +126,9 @@ class Recorder:
                     error.message,
                 )
         if failed:
-            self._mine(list(failed)).update(
+            self._update_mine(
+                {i: {"error": error} for i, error in failed.items()},
                 status=DeliveryStatus.FAILED,
-                error=per_row("error", failed),
-                claim_token=None,
                 updated_at=now,
             )
             metrics.deliveries_total.labels(channel=self.channel, status="failed").inc(len(failed))
@@ -137,15 +138,17 @@ class Recorder:
     def _schedule_retries(self, retry: dict[int, tuple[float, str]], now) -> None:
         due = {i: now + timedelta(seconds=delay) for i, (delay, _) in retry.items()}
         by_broker = {i for i, (delay, _) in retry.items() if delay <= BROKER_COUNTDOWN_LIMIT}
-        self._mine(list(retry)).update(
+        self._update_mine(
+            {
+                i: {
+                    "error": message,
+                    "next_attempt_at": due[i],
+                    "dispatched_at": now if i in by_broker else None,
+                }
+                for i, (_, message) in retry.items()
+            },
             status=DeliveryStatus.QUEUED,
-            claim_token=None,
             updated_at=now,
-            error=per_row("error", {i: message for i, (_, message) in retry.items()}),
-            next_attempt_at=per_row("next_attempt_at", due),
-            dispatched_at=per_row(
-                "dispatched_at", {i: (now if i in by_broker else None) for i in retry}
-            ),
         )
         if by_broker:
             countdown = max(retry[i][0] for i in by_broker)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from ..models import Delivery, DeliveryStatus, Notification
-from ..state import claim, per_row
+from ..state import claim
 from .deliver import BROKER_COUNTDOWN_LIMIT, enqueue
 from .stage import stage_task
 
@@ -36,8 +36,10 @@ def task(ids: list[int]) -> list[int]:
         list(delays),
         [DeliveryStatus.PENDING],
         status=DeliveryStatus.QUEUED,
-        next_attempt_at=per_row("next_attempt_at", due),
-        dispatched_at=per_row("dispatched_at", {i: (None if i in held else now) for i in delays}),
+        each={
+            i: {"next_attempt_at": due[i], "dispatched_at": None if i in held else now}
+            for i in delays
+        },
     )
     by_channel_and_delay: dict[tuple[str, float], list[int]] = defaultdict(list)
     for row_id, channel in Delivery.objects.filter(id__in=claimed).values_list("id", "channel"):

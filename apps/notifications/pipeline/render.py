@@ -4,6 +4,7 @@ from django.template.loader import render_to_string
 from django.utils.html import linebreaks
 
 from apps.channels.registry import get_backend
+from apps.common.rows import update_rows
 from apps.templating.renderer import RenderError, build_context, render
 
 from ..models import Delivery, DeliveryStatus
@@ -55,7 +56,11 @@ def task(ids: list[int]) -> list[int]:
             rendered.append(delivery)
         except RenderError as exc:
             errors[delivery.id] = f"render failed: {exc}"
-    Delivery.objects.bulk_update(rendered, ["subject", "body", "html_body"], batch_size=500)
+    update_rows(
+        Delivery,
+        {d.id: {"subject": d.subject, "body": d.body, "html_body": d.html_body} for d in rendered},
+        where={"status": DeliveryStatus.PENDING},
+    )
     if errors:
         end_with_errors(errors, [DeliveryStatus.PENDING], DeliveryStatus.FAILED)
         refresh_statuses({d.notification_id for d in deliveries if d.id in errors})
