@@ -44,6 +44,14 @@ def test_listed_host_is_resolved_and_pinned(only_localhost_allowed):
     assert http.resolve_destination("127.0.0.1", 80) == "127.0.0.1"
 
 
+def test_remembered_addresses_are_checked_again_on_every_call(settings):
+    settings.WEBHOOK_ALLOWED_PRIVATE_HOSTS = ["localhost"]
+    assert http.resolve_destination("localhost", 80) in ("127.0.0.1", "::1")
+    settings.WEBHOOK_ALLOWED_PRIVATE_HOSTS = []
+    with pytest.raises(http.BlockedDestination):
+        http.resolve_destination("localhost", 80)
+
+
 def test_unresolvable_host_is_refused():
     with pytest.raises(http.BlockedDestination):
         http.resolve_destination("no-such-host.invalid", 80)

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,6 +19,8 @@ from django.conf import settings
 
 MAX_RESPONSE_BYTES = 64 * 1024
 POOL_SIZE = 32
+RESOLVE_CACHE_SECONDS = 10.0
+_resolved: dict[tuple[str, int], tuple[float, list]] = {}
 _lock = threading.Lock()
 _pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
 # urllib3 rather than httpx: it spends half the CPU per request (measured in RECIPES.md),
@@ -80,11 +83,7 @@ def resolve_destination(host: str, port: int) -> str:
     any other spelling (decimal, hex, IPv4-mapped IPv6) goes through the filter.
     """
     allowed = _normalise_host(host) in settings.WEBHOOK_ALLOWED_PRIVATE_HOSTS
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise BlockedDestination(f"cannot resolve host {host!r}: {exc}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = _resolve(host, port)
     if not allowed:
         blocked = [str(a) for a in addresses if not _is_public(a)]
         if blocked:
@@ -92,6 +91,26 @@ def resolve_destination(host: str, port: int) -> str:
                 f"host {host!r} resolves to a private or reserved address ({blocked[0]})"
             )
     return str(addresses[0])
+
+
+def _resolve(host: str, port: int) -> list:
+    """getaddrinfo, remembered for a few seconds: a batch posts to the same few hosts
+    hundreds of times, and the lookup showed in profiles. The filter still checks the
+    remembered addresses on every call, and connections go to the address checked."""
+    key = (host, port)
+    now = time.monotonic()
+    cached = _resolved.get(key)
+    if cached and cached[0] > now:
+        return cached[1]
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise BlockedDestination(f"cannot resolve host {host!r}: {exc}") from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    if len(_resolved) > 10_000:
+        _resolved.clear()
+    _resolved[key] = (now + RESOLVE_CACHE_SECONDS, addresses)
+    return addresses
 
 
 def post(url: str, content: bytes, headers: dict[str, str]) -> HttpResult:
