@@ -3,11 +3,8 @@
 import hashlib
 import hmac
 import json
-import os
 import re
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -16,6 +13,7 @@ from rest_framework import serializers
 from apps.common import http
 
 from .base import BaseChannelConfig, ChannelBackend, ChannelError, SendResult
+from .concurrent import send_concurrently
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _RESERVED_HEADERS = {
@@ -129,26 +127,6 @@ def send_one(message) -> SendResult | ChannelError:
         return ChannelError(f"request failed: {exc.__class__.__name__}: {exc}", permanent=False)
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pool_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    pid = os.getpid()
-    with _pool_lock:
-        if pid not in _pools:
-            _pools[pid] = ThreadPoolExecutor(
-                settings.WEBHOOK_CONCURRENCY, thread_name_prefix="webhook"
-            )
-        return _pools[pid]
-
-
-def _timed(message):
-    started = time.monotonic()
-    outcome = send_one(message)
-    return message, outcome, time.monotonic() - started
-
-
 class WebhookChannel(ChannelBackend):
     type = "webhook"
     config_serializer = WebhookConfig
@@ -158,8 +136,4 @@ class WebhookChannel(ChannelBackend):
         return config.get("url")
 
     def send_batch(self, messages):
-        # Receivers are latency-bound, so a batch is sent concurrently; results are
-        # yielded as they complete so the caller records them promptly.
-        futures = [_pool().submit(_timed, message) for message in messages]
-        for future in as_completed(futures):
-            yield future.result()
+        return send_concurrently("webhook", messages, send_one, settings.WEBHOOK_CONCURRENCY)
