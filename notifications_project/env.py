@@ -78,3 +78,24 @@ def env_url(name: str, schemes: set[str], default: str | None = None) -> str | N
     if parts.scheme not in {"filesystem", "memory", "sqlite"} and not parts.hostname:
         raise ImproperlyConfigured(f"{name} has no host: {value!r}")
     return value
+
+
+def env_map(name: str, default: dict[str, float] | None = None) -> dict[str, float]:
+    """`key=number` pairs separated by commas, e.g. `sms=0.0079,email=0.0001`."""
+    value = _raw(name)
+    if value in (None, ""):
+        return dict(default or {})
+    result: dict[str, float] = {}
+    for item in value.split(","):
+        key, sep, number = item.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError
+            result[key.strip()] = float(number)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be key=number pairs separated by commas, got {item.strip()!r}"
+            ) from None
+        if result[key.strip()] < 0:
+            raise ImproperlyConfigured(f"{name}: {key.strip()} must not be negative")
+    return result

@@ -6,7 +6,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from .env import env_bool, env_float, env_int, env_list, env_str, env_url
+from .env import env_bool, env_float, env_int, env_list, env_map, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
@@ -139,6 +139,10 @@ CELERY_TASK_QUEUES = [
     Queue("pipeline"),
     Queue("maintenance"),
     Queue("deliver.email"),
+    Queue("deliver.sms"),
+    Queue("deliver.slack"),
+    Queue("deliver.teams"),
+    Queue("deliver.push"),
     Queue("deliver.webhook"),
 ]
 CELERY_TASK_DEFAULT_QUEUE = "pipeline"
@@ -202,6 +206,39 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 WEBHOOK_ALLOWED_PRIVATE_HOSTS = [h.lower() for h in env_list("WEBHOOK_ALLOWED_PRIVATE_HOSTS")]
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 WEBHOOK_CONCURRENCY = env_int("WEBHOOK_CONCURRENCY", 16, minimum=1)
+# Where providers reach this service (Twilio status callbacks, links in messages).
+PUBLIC_BASE_URL = env_url("PUBLIC_BASE_URL", {"http", "https"}, "http://localhost:8000").rstrip("/")
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
+TWILIO_API_BASE = env_url("TWILIO_API_BASE", {"http", "https"})
+SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")
+SLACK_API_BASE = env_url("SLACK_API_BASE", {"http", "https"})
+FCM_CREDENTIALS_FILE = env_str("FCM_CREDENTIALS_FILE", "")
+FCM_API_BASE = env_url("FCM_API_BASE", {"http", "https"})
+PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# Price per delivery (per SMS segment), in the tenant's billing currency.
+DELIVERY_PRICES = env_map(
+    "DELIVERY_PRICES",
+    {"email": 0.0001, "sms": 0.0079, "slack": 0.0, "teams": 0.0, "push": 0.0, "webhook": 0.00001},
+)
+
+# --- Keeping delivery healthy ---------------------------------------------------------
+CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)
+CIRCUIT_OPEN_SECONDS = env_float("CIRCUIT_OPEN_SECONDS", 30.0, minimum=0.1)
+# Sends per second, per tenant across channels and per (tenant, channel); a tenant's
+# settings["rate_limits"] overrides them ({"per_second": 100, "channels": {"sms": 5}}).
+RATE_LIMIT_PER_SECOND = env_float("RATE_LIMIT_PER_SECOND", 1000.0, minimum=0.01)
+RATE_LIMIT_CHANNEL_PER_SECOND = env_map(
+    "RATE_LIMIT_CHANNEL_PER_SECOND",
+    {"email": 500.0, "sms": 50.0, "slack": 20.0, "teams": 10.0, "push": 500.0, "webhook": 1000.0},
+)
+# After a provider answers 429, that (tenant, channel) runs at this fraction of its rate.
+RATE_LIMIT_BACKOFF_FACTOR = env_float("RATE_LIMIT_BACKOFF_FACTOR", 0.5, minimum=0.01)
+RATE_LIMIT_BACKOFF_SECONDS = env_float("RATE_LIMIT_BACKOFF_SECONDS", 60.0, minimum=1.0)
+# Fernet keys (comma-separated, newest first) for tenants' provider credentials; rotating
+# means putting a new key first and running `manage.py rotate_credentials`.
+CREDENTIAL_KEYS = env_list("CREDENTIAL_KEYS")
 
 # --- API ------------------------------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN")

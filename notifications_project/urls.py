@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from apps.common import errors, health
 from apps.notifications.api import NotificationViewSet
+from apps.notifications.callbacks import TwilioStatusCallbackView
 from apps.tenants.api import ApiKeyViewSet, TenantView
 
 router = SimpleRouter(trailing_slash=True)
@@ -13,6 +14,11 @@ router.register("api-keys", ApiKeyViewSet, basename="api-key")
 
 api_v1 = [
     path("tenant/", TenantView.as_view(), name="tenant"),
+    path(
+        "callbacks/twilio/<uuid:delivery_id>/",
+        TwilioStatusCallbackView.as_view(),
+        name="twilio-status-callback",
+    ),
     *router.urls,
 ]
 

@@ -7,7 +7,13 @@ from rest_framework import serializers
 
 
 class ChannelError(Exception):
-    """A failed send. Permanent errors are never retried; transient ones are, with backoff."""
+    """A failed send. Permanent errors are never retried; transient ones are, with backoff.
+
+    `provider_fault` says whether the provider (not this one message) is at fault: it
+    counts towards the provider's circuit breaker. Transient errors are, unless told
+    otherwise; permanent ones (a bad number) are not, except e.g. revoked credentials.
+    `rate_limited` marks a provider's "slow down" (429), which lowers the send rate.
+    """
 
     def __init__(
         self,
@@ -16,12 +22,18 @@ class ChannelError(Exception):
         permanent: bool = False,
         retry_after: float | None = None,
         response_code: int | None = None,
+        provider_fault: bool | None = None,
+        rate_limited: bool = False,
+        retired_addresses: tuple[str, ...] = (),
     ):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
         self.response_code = response_code
+        self.provider_fault = (not permanent) if provider_fault is None else provider_fault
+        self.rate_limited = rate_limited
+        self.retired_addresses = retired_addresses
 
 
 @dataclass
@@ -45,6 +57,10 @@ class SendResult:
     # True when the provider confirms final delivery (a webhook's 2xx); else `sent`.
     delivered: bool = False
     response_code: int | None = None
+    # Billing units (SMS segments); the price table is per unit.
+    units: int = 1
+    # Addresses the provider says are dead (push tokens), never to be used again.
+    retired_addresses: tuple[str, ...] = ()
 
 
 Outcome = tuple[OutboundMessage, SendResult | ChannelError, float]
@@ -66,6 +82,21 @@ class ChannelBackend:
     needs_signing_secret: bool = False
     # Whether the render stage should produce an HTML body for this channel.
     wants_html: bool = False
+    # Validates a tenant's own provider credentials (ChannelIntegration); None: none taken.
+    credential_serializer = None  # a Serializer class
+    # Credential fields shown back only masked.
+    secret_fields: tuple[str, ...] = ()
+    # Whether the provider reports dead addresses (push tokens) to be filtered out.
+    retires_addresses: bool = False
+
+    def default_credentials(self) -> dict:
+        """The provider credentials from settings, used unless the tenant has its own."""
+        return {}
+
+    def fit(self, body: str, config: dict) -> str:
+        """Fit a rendered body to the channel (e.g. an SMS's `max_length`); raise a
+        permanent ChannelError to refuse it."""
+        return body
 
     def address_for(self, recipient: dict, config: dict) -> str | None:
         if self.address_field is None:

@@ -4,10 +4,22 @@ that every registered channel has a queue)."""
 
 from .base import ChannelBackend
 from .email import EmailChannel
+from .push import PushChannel
+from .slack import SlackChannel
+from .sms import SmsChannel
+from .teams import TeamsChannel
 from .webhook import WebhookChannel
 
 _BACKENDS: dict[str, ChannelBackend] = {
-    backend.type: backend for backend in (EmailChannel(), WebhookChannel())
+    backend.type: backend
+    for backend in (
+        EmailChannel(),
+        SmsChannel(),
+        SlackChannel(),
+        TeamsChannel(),
+        PushChannel(),
+        WebhookChannel(),
+    )
 }
 
 

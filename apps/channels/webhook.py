@@ -81,11 +81,6 @@ def payload_for(message) -> bytes:
     ).encode()
 
 
-def _retry_after(response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
-
-
 def classify_response(result: http.HttpResult) -> SendResult | ChannelError:
     code = result.status_code
     if 200 <= code < 300:
@@ -103,8 +98,9 @@ def classify_response(result: http.HttpResult) -> SendResult | ChannelError:
     return ChannelError(
         f"HTTP {code}: {snippet}",
         permanent=not transient,
-        retry_after=_retry_after(result),
+        retry_after=http.retry_after_seconds(result.headers.get("Retry-After")),
         response_code=code,
+        rate_limited=code == 429,
     )
 
 

@@ -40,6 +40,13 @@ class HttpResult:
     body: bytes
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header's delay in seconds (the HTTP-date form is rare from APIs
+    and then ignored: the retry policy's own backoff applies)."""
+    value = (value or "").strip()
+    return float(value) if value.isdigit() else None
+
+
 def _pool(scheme: str, ip: str, port: int, hostname: str) -> urllib3.HTTPConnectionPool:
     """One pool per destination and process: prefork children must not share sockets."""
     key = (os.getpid(), scheme, ip, port, hostname)

@@ -17,3 +17,13 @@ stage_seconds = Histogram(
     "Time one pipeline stage took for one batch.",
     ["stage"],
 )
+rate_limit_waits = Counter(
+    "notification_rate_limit_waits_total",
+    "Deliveries held back by a rate limit, by channel.",
+    ["channel"],
+)
+circuit_waits = Counter(
+    "notification_circuit_open_waits_total",
+    "Deliveries held back because their provider's circuit was open, by channel.",
+    ["channel"],
+)

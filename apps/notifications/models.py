@@ -111,11 +111,20 @@ class Delivery(models.Model):
     fallback_for = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks"
     )
+    # Price of the send (per unit, e.g. SMS segments) from DELIVERY_PRICES.
+    cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "deliveries"
+        constraints = [
+            # One delivery per recipient and channel; also what makes failover idempotent.
+            models.UniqueConstraint(
+                fields=["notification", "recipient_index", "channel_index"],
+                name="delivery_one_per_recipient_channel",
+            )
+        ]
         indexes = [
             models.Index(fields=["tenant", "dedup_key", "created_at"], name="delivery_dedup"),
             models.Index(fields=["status", "claimed_at"], name="delivery_status_claimed"),
@@ -165,3 +174,24 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class RetiredAddress(models.Model):
+    """An address a provider reported dead (an unregistered push token): never used again
+    for this tenant. Stored hashed: tokens are long, and only equality matters."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=20)
+    address_hash = models.CharField(max_length=64)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "channel", "address_hash"], name="retired_address_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.address_hash[:12]}"

@@ -3,11 +3,13 @@
 import uuid
 from collections.abc import Iterable
 
-from django.db.models import Count
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from apps.common.rows import update_rows
 
+from .failover import fail_over
 from .models import Delivery, DeliveryStatus, Notification, NotificationStatus
 
 _ACTIVE = (DeliveryStatus.PENDING, DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
@@ -55,8 +57,10 @@ def refresh_statuses(notification_ids: Iterable[int]) -> None:
     if not ids:
         return
     counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+    # A failed delivery that has a fallback is represented by that fallback.
+    superseded = Exists(Delivery.objects.filter(fallback_for=OuterRef("pk")))
     rows = (
-        Delivery.objects.filter(notification_id__in=ids)
+        Delivery.objects.filter(~superseded, notification_id__in=ids)
         .values_list("notification_id", "status")
         .annotate(n=Count("id"))
         .order_by()
@@ -72,15 +76,20 @@ def refresh_statuses(notification_ids: Iterable[int]) -> None:
 
 
 def end_with_errors(errors: dict[int, str], from_statuses, status: str) -> int:
-    """Move rows still in `from_statuses` to a terminal `status`, each with its reason."""
+    """Move rows still in `from_statuses` to a terminal `status`, each with its reason;
+    a failure hands the recipient to the notification's next fallback channel."""
     if not errors:
         return 0
-    return update_rows(
-        Delivery,
-        {i: {"error": error} for i, error in errors.items()},
-        where={"status__in": from_statuses},
-        same={"status": status, "claim_token": None, "updated_at": timezone.now()},
-    )
+    with transaction.atomic():
+        changed = update_rows(
+            Delivery,
+            {i: {"error": error} for i, error in errors.items()},
+            where={"status__in": from_statuses},
+            same={"status": status, "claim_token": None, "updated_at": timezone.now()},
+        )
+        if status == DeliveryStatus.FAILED:
+            fail_over(errors)
+    return changed
 
 
 def mark_processing(notification_ids: Iterable[int]) -> None:

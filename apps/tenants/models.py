@@ -6,6 +6,8 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from .crypto import decrypt, encrypt
+
 KEY_PREFIX_LENGTH = 10
 
 
@@ -77,3 +79,44 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+def mask(value) -> object:
+    """What the API and admin may show of a secret: its last four characters."""
+    if isinstance(value, dict):
+        return {k: value[k] for k in ("client_email", "project_id") if k in value}
+    text = str(value)
+    return "••••" + text[-4:] if len(text) > 8 else "••••"
+
+
+class ChannelIntegration(models.Model):
+    """A tenant's own credentials for a provider, overriding the environment's."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="integrations")
+    channel = models.CharField(max_length=20)
+    name = models.CharField(max_length=100, blank=True, default="")
+    encrypted_credentials = models.TextField(editable=False)
+    # Masked view of the credentials, made when they are set; never the secrets.
+    hints = models.JSONField(default=dict, editable=False)
+    enabled = models.BooleanField(default=True)
+    # Where "send test message" sends (a phone number, a Slack channel, a push token).
+    test_address = models.CharField(max_length=4096, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("channel",)
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "channel"], name="integration_tenant_channel")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug}:{self.channel}"
+
+    def set_credentials(self, values: dict, secret_fields: tuple[str, ...]) -> None:
+        self.encrypted_credentials = encrypt(values)
+        self.hints = {k: (mask(v) if k in secret_fields else v) for k, v in values.items()}
+
+    def credentials(self) -> dict:
+        return decrypt(self.encrypted_credentials)

@@ -1,8 +1,13 @@
-"""The last step: a per-channel task that sends a batch and records results promptly."""
+"""The last step: a per-channel task that sends a batch and records results promptly.
+
+Before sending, each (tenant, provider) group passes its circuit breaker and its rate
+limits; what may not go now goes back to `queued` for later, its attempt not counted.
+"""
 
 import logging
 from collections import defaultdict
 from datetime import timedelta
+from decimal import Decimal
 
 from celery import shared_task
 from django.conf import settings
@@ -10,6 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.channels import breaker, ratelimit
 from apps.channels.base import ChannelError, OutboundMessage
 from apps.channels.registry import get_backend
 from apps.channels.retry import backoff_seconds
@@ -17,8 +23,10 @@ from apps.common.routing import DELIVER_TASK
 from apps.common.rows import update_rows
 
 from .. import metrics
+from ..failover import fail_over
 from ..models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
 from ..state import claim, refresh_statuses
+from .providers import credentials_for, live_address, retire, retired_hashes
 
 logger = logging.getLogger("apps.notifications.deliver")
 # Waits up to this long go to the broker as a countdown; longer ones stay in the
@@ -40,14 +48,14 @@ def enqueue_by_channel(ids: list[int]) -> None:
         enqueue(channel, sorted(batch))
 
 
-def message_for(delivery: Delivery) -> OutboundMessage:
+def message_for(delivery: Delivery, credentials: dict, address: str) -> OutboundMessage:
     notification = delivery.notification
     channel = notification.channels[delivery.channel_index]
     recipient = notification.recipients[delivery.recipient_index]
     return OutboundMessage(
         delivery_id=str(delivery.public_id),
         notification_id=str(notification.public_id),
-        address=delivery.address,
+        address=address,
         subject=delivery.subject,
         body=delivery.body,
         html_body=delivery.html_body,
@@ -55,8 +63,16 @@ def message_for(delivery: Delivery) -> OutboundMessage:
         recipient={k: v for k, v in recipient.items() if k != "push_tokens"},
         priority=notification.priority,
         metadata=notification.metadata,
-        credentials={"signing_secret": notification.tenant.webhook_signing_secret},
+        credentials={
+            **credentials,
+            "signing_secret": notification.tenant.webhook_signing_secret,
+        },
     )
+
+
+def price_of(channel: str, units: int) -> Decimal | None:
+    price = settings.DELIVERY_PRICES.get(channel)
+    return None if price is None else Decimal(str(price)) * units
 
 
 class Recorder:
@@ -67,11 +83,11 @@ class Recorder:
         self.channel = channel
         self.token = token
         self.deliveries = deliveries
-        self.pending: list[tuple[Delivery, object, float]] = []
-        self.retries: dict[float, list[int]] = defaultdict(list)
+        self.pending: list[tuple[Delivery, object, float, str]] = []
 
     def add(self, message: OutboundMessage, outcome, seconds: float) -> None:
-        self.pending.append((self.deliveries[message.delivery_id], outcome, seconds))
+        source = message.credentials.get("source", "")
+        self.pending.append((self.deliveries[message.delivery_id], outcome, seconds, source))
         metrics.delivery_seconds.labels(channel=self.channel).observe(seconds)
         if len(self.pending) >= settings.DELIVERY_RECORD_GROUP:
             self.flush()
@@ -82,11 +98,16 @@ class Recorder:
         group, self.pending = self.pending, []
         now = timezone.now()
         with transaction.atomic():
-            self._record_successes(
-                [(d, o) for d, o, _ in group if not isinstance(o, ChannelError)], now
+            successes = [(d, o) for d, o, _, _ in group if not isinstance(o, ChannelError)]
+            self._record_successes(successes, now)
+            self._record_failures(
+                [(d, o) for d, o, _, _ in group if isinstance(o, ChannelError)], now
             )
-            self._record_failures([(d, o) for d, o, _ in group if isinstance(o, ChannelError)], now)
-            DeliveryAttempt.objects.bulk_create([self._attempt(d, o, s, now) for d, o, s in group])
+            self._retire_addresses(group)
+            DeliveryAttempt.objects.bulk_create(
+                [self._attempt(d, o, s, now) for d, o, s, _ in group]
+            )
+        self._report_health(group)
 
     def _update_mine(self, rows: dict[int, dict], **same) -> None:
         """Write to rows this run still holds (a sweeper may have taken them back)."""
@@ -104,7 +125,13 @@ class Recorder:
                 continue
             status = DeliveryStatus.DELIVERED if delivered else DeliveryStatus.SENT
             self._update_mine(
-                {d.id: {"provider_message_id": o.provider_message_id or ""} for d, o in chosen},
+                {
+                    d.id: {
+                        "provider_message_id": (o.provider_message_id or "")[:255],
+                        "cost": price_of(self.channel, o.units),
+                    }
+                    for d, o in chosen
+                },
                 status=status,
                 sent_at=now,
                 delivered_at=now if delivered else None,
@@ -131,6 +158,7 @@ class Recorder:
                 status=DeliveryStatus.FAILED,
                 updated_at=now,
             )
+            fail_over(failed)
             metrics.deliveries_total.labels(channel=self.channel, status="failed").inc(len(failed))
         if retry:
             self._schedule_retries(retry, now)
@@ -155,6 +183,36 @@ class Recorder:
             ids = sorted(by_broker)
             transaction.on_commit(lambda: enqueue(self.channel, ids, countdown=countdown))
 
+    def _retire_addresses(self, group) -> None:
+        for delivery, outcome, _, _ in group:
+            if outcome.retired_addresses:
+                retire(
+                    delivery.tenant_id,
+                    self.channel,
+                    outcome.retired_addresses,
+                    getattr(outcome, "message", "reported dead by the provider")[:200],
+                )
+
+    def _report_health(self, group) -> None:
+        """Feed the breakers (provider faults against successes) and slow a (tenant,
+        channel) down after the provider said 429."""
+        tallies: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+        throttled = set()
+        for delivery, outcome, _, source in group:
+            tally = tallies[(delivery.tenant_id, source)]
+            if not isinstance(outcome, ChannelError):
+                tally[0] += 1
+            elif outcome.provider_fault:
+                tally[1] += 1
+            if isinstance(outcome, ChannelError) and outcome.rate_limited:
+                throttled.add(delivery.tenant_id)
+        for (tenant_id, source), (successes, faults) in tallies.items():
+            state = breaker.record(tenant_id, source, successes, faults)
+            if state == "open" and faults:
+                logger.warning("circuit open for tenant %s, provider %s", tenant_id, source)
+        for tenant_id in throttled:
+            ratelimit.slow_down(tenant_id, self.channel)
+
     @staticmethod
     def _attempt(delivery, outcome, seconds, now) -> DeliveryAttempt:
         if isinstance(outcome, ChannelError):
@@ -177,6 +235,52 @@ class Recorder:
         )
 
 
+def hold_back(channel: str, token, waits: dict[int, float], counter) -> None:
+    """Return claimed deliveries to `queued` without counting the attempt, due after
+    their wait; short waits go to the broker, long ones to the releaser."""
+    now = timezone.now()
+    by_wait: dict[float, list[int]] = defaultdict(list)
+    for row_id, wait in waits.items():
+        by_wait[round(wait, 3)].append(row_id)
+    for wait, ids in by_wait.items():
+        Delivery.objects.filter(
+            id__in=ids, status=DeliveryStatus.SENDING, claim_token=token
+        ).update(
+            status=DeliveryStatus.QUEUED,
+            claim_token=None,
+            attempts=F("attempts") - 1,
+            next_attempt_at=now + timedelta(seconds=wait),
+            dispatched_at=now if wait <= BROKER_COUNTDOWN_LIMIT else None,
+            updated_at=now,
+        )
+        if wait <= BROKER_COUNTDOWN_LIMIT:
+            enqueue(channel, sorted(ids), countdown=wait)
+        counter.labels(channel=channel).inc(len(ids))
+
+
+def admit(channel: str, token, groups: dict[tuple, list[Delivery]]) -> list[Delivery]:
+    """The deliveries that may be sent now; the rest are held back for later."""
+    admitted = []
+    for (tenant_id, source), members in groups.items():
+        permission = breaker.acquire(tenant_id, source)
+        if not permission.allowed:
+            waits = {d.id: permission.wait_seconds + 0.1 for d in members}
+            hold_back(channel, token, waits, metrics.circuit_waits)
+            continue
+        if permission.probe:  # a half-open circuit is probed with one message
+            hold_back(channel, token, {d.id: 1.0 for d in members[1:]}, metrics.circuit_waits)
+            members = members[:1]
+        tenant_settings = members[0].notification.tenant.settings
+        grant = ratelimit.take(tenant_id, channel, tenant_settings, len(members))
+        if grant.granted < len(members):
+            late = members[grant.granted :]
+            # Spaced at the allowed rate, so they do not all come back at once.
+            waits = {d.id: grant.wait_seconds + i / grant.rate for i, d in enumerate(late)}
+            hold_back(channel, token, waits, metrics.rate_limit_waits)
+        admitted.extend(members[: grant.granted])
+    return admitted
+
+
 def deliver(channel: str, ids: list[int]) -> int:
     now = timezone.now()
     token, claimed = claim(
@@ -189,17 +293,34 @@ def deliver(channel: str, ids: list[int]) -> int:
     )
     if not claimed:
         return 0
-    deliveries = {
-        str(d.public_id): d
-        for d in Delivery.objects.filter(id__in=claimed).select_related("notification__tenant")
-    }
-    recorder = Recorder(channel, token, deliveries)
-    messages = [message_for(d) for d in deliveries.values()]
-    for message, outcome, seconds in get_backend(channel).send_batch(messages):
+    rows = list(
+        Delivery.objects.filter(id__in=claimed)
+        .select_related("notification__tenant")
+        .order_by("id")
+    )
+    credentials: dict[int, dict] = {}
+    groups: dict[tuple, list[Delivery]] = defaultdict(list)
+    for delivery in rows:
+        tenant = delivery.notification.tenant
+        if tenant.id not in credentials:
+            credentials[tenant.id] = credentials_for(tenant, channel)
+        groups[(tenant.id, credentials[tenant.id]["source"])].append(delivery)
+    admitted = admit(channel, token, groups)
+    backend = get_backend(channel)
+    retired = (
+        retired_hashes({d.tenant_id for d in admitted}, channel)
+        if backend.retires_addresses
+        else set()
+    )
+    messages = [
+        message_for(d, credentials[d.tenant_id], live_address(d, retired)) for d in admitted
+    ]
+    recorder = Recorder(channel, token, {str(d.public_id): d for d in admitted})
+    for message, outcome, seconds in backend.send_batch(messages):
         recorder.add(message, outcome, seconds)
     recorder.flush()
-    refresh_statuses({d.notification_id for d in deliveries.values()})
-    return len(claimed)
+    refresh_statuses({d.notification_id for d in admitted})
+    return len(admitted)
 
 
 @shared_task(name=DELIVER_TASK, acks_late=True)

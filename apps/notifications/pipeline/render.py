@@ -3,6 +3,7 @@
 from django.template.loader import render_to_string
 from django.utils.html import linebreaks
 
+from apps.channels.base import ChannelError
 from apps.channels.registry import get_backend
 from apps.common.rows import update_rows
 from apps.templating.renderer import RenderError, build_context, render
@@ -29,8 +30,10 @@ def render_delivery(delivery: Delivery) -> None:
     notification = delivery.notification
     context = context_for(delivery)
     delivery.subject = render(notification.title, context)
-    delivery.body = render(notification.content, context)
-    if get_backend(delivery.channel).wants_html:
+    backend = get_backend(delivery.channel)
+    config = notification.channels[delivery.channel_index].get("config", {})
+    delivery.body = backend.fit(render(notification.content, context), config)
+    if backend.wants_html:
         html_content = render(notification.content, context, html=True)
         delivery.html_body = render_to_string(
             "email/notification.html",
@@ -56,6 +59,8 @@ def task(ids: list[int]) -> list[int]:
             rendered.append(delivery)
         except RenderError as exc:
             errors[delivery.id] = f"render failed: {exc}"
+        except ChannelError as exc:
+            errors[delivery.id] = exc.message
     update_rows(
         Delivery,
         {d.id: {"subject": d.subject, "body": d.body, "html_body": d.html_body} for d in rendered},
