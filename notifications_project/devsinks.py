@@ -130,6 +130,7 @@ class WebhookReceiver:
                 with receiver.lock:
                     receiver.requests.append(
                         {
+                            "at": time.time(),
                             "path": self.path,
                             "headers": dict(self.headers),
                             "body": body,

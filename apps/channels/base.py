@@ -93,6 +93,12 @@ class ChannelBackend:
         """The provider credentials from settings, used unless the tenant has its own."""
         return {}
 
+    def provider_key(self, source: str, address: str) -> str:
+        """What one circuit breaker guards: the provider account (`source`), or for
+        URL channels the destination host, so one broken receiver never holds back
+        a tenant's others."""
+        return source
+
     def fit(self, body: str, config: dict) -> str:
         """Fit a rendered body to the channel (e.g. an SMS's `max_length`); raise a
         permanent ChannelError to refuse it."""

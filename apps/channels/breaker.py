@@ -44,7 +44,7 @@ else
   end
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
-return redis.call('HGET', KEYS[1], 'state')
+return redis.call('HGET', KEYS[1], 'state') or 'closed'
 """
 
 

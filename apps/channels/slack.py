@@ -5,6 +5,7 @@ import json
 import threading
 import time
 import urllib.error
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -113,6 +114,11 @@ class SlackChannel(ChannelBackend):
 
     def address_for(self, recipient, config):
         return config.get("channel") or config.get("webhook_url") or recipient.get("slack_id")
+
+    def provider_key(self, source: str, address: str) -> str:
+        if address.startswith(("http://", "https://")):
+            return f"slack:{urlsplit(address).netloc}"
+        return source
 
     def send_batch(self, messages):
         # Sequential on purpose: Slack allows about one message per second per channel,

@@ -1,6 +1,7 @@
 """Microsoft Teams incoming webhooks: an Adaptive Card through the hardened HTTP client."""
 
 import json
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from rest_framework import serializers
@@ -70,6 +71,9 @@ class TeamsChannel(ChannelBackend):
 
     def address_for(self, recipient, config):
         return config.get("url")
+
+    def provider_key(self, source: str, address: str) -> str:
+        return f"{self.type}:{urlsplit(address).netloc}"
 
     def send_batch(self, messages):
         return send_concurrently("teams", messages, self.send_one, settings.WEBHOOK_CONCURRENCY)

@@ -131,5 +131,8 @@ class WebhookChannel(ChannelBackend):
     def address_for(self, recipient, config):
         return config.get("url")
 
+    def provider_key(self, source: str, address: str) -> str:
+        return f"{self.type}:{urlsplit(address).netloc}"
+
     def send_batch(self, messages):
         return send_concurrently("webhook", messages, send_one, settings.WEBHOOK_CONCURRENCY)

@@ -79,15 +79,16 @@ class Recorder:
     """Collects outcomes and writes them in small groups, each group one transaction:
     a crash repeats at most one group's sends, never what is already recorded."""
 
-    def __init__(self, channel: str, token, deliveries: dict[str, Delivery]):
+    def __init__(self, channel: str, token, deliveries: dict[str, Delivery], providers: dict):
         self.channel = channel
         self.token = token
         self.deliveries = deliveries
+        self.providers = providers  # delivery id -> the provider key its breaker uses
         self.pending: list[tuple[Delivery, object, float, str]] = []
 
     def add(self, message: OutboundMessage, outcome, seconds: float) -> None:
-        source = message.credentials.get("source", "")
-        self.pending.append((self.deliveries[message.delivery_id], outcome, seconds, source))
+        delivery = self.deliveries[message.delivery_id]
+        self.pending.append((delivery, outcome, seconds, self.providers[delivery.id]))
         metrics.delivery_seconds.labels(channel=self.channel).observe(seconds)
         if len(self.pending) >= settings.DELIVERY_RECORD_GROUP:
             self.flush()
@@ -298,15 +299,19 @@ def deliver(channel: str, ids: list[int]) -> int:
         .select_related("notification__tenant")
         .order_by("id")
     )
+    backend = get_backend(channel)
     credentials: dict[int, dict] = {}
+    providers: dict[int, str] = {}
     groups: dict[tuple, list[Delivery]] = defaultdict(list)
     for delivery in rows:
         tenant = delivery.notification.tenant
         if tenant.id not in credentials:
             credentials[tenant.id] = credentials_for(tenant, channel)
-        groups[(tenant.id, credentials[tenant.id]["source"])].append(delivery)
+        providers[delivery.id] = backend.provider_key(
+            credentials[tenant.id]["source"], delivery.address
+        )
+        groups[(tenant.id, providers[delivery.id])].append(delivery)
     admitted = admit(channel, token, groups)
-    backend = get_backend(channel)
     retired = (
         retired_hashes({d.tenant_id for d in admitted}, channel)
         if backend.retires_addresses
@@ -315,7 +320,7 @@ def deliver(channel: str, ids: list[int]) -> int:
     messages = [
         message_for(d, credentials[d.tenant_id], live_address(d, retired)) for d in admitted
     ]
-    recorder = Recorder(channel, token, {str(d.public_id): d for d in admitted})
+    recorder = Recorder(channel, token, {str(d.public_id): d for d in admitted}, providers)
     for message, outcome, seconds in backend.send_batch(messages):
         recorder.add(message, outcome, seconds)
     recorder.flush()
