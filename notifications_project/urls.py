@@ -6,11 +6,12 @@ from rest_framework.routers import SimpleRouter
 from apps.common import errors, health
 from apps.notifications.api import NotificationViewSet
 from apps.notifications.callbacks import TwilioStatusCallbackView
-from apps.tenants.api import ApiKeyViewSet, TenantView
+from apps.tenants.api import ApiKeyViewSet, IntegrationViewSet, TenantView
 
 router = SimpleRouter(trailing_slash=True)
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
+router.register("integrations", IntegrationViewSet, basename="integration")
 
 api_v1 = [
     path("tenant/", TenantView.as_view(), name="tenant"),

@@ -1,7 +1,12 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from .models import ApiKey, Tenant
+from apps.channels.registry import get_backend
+from apps.channels.testsend import describe, send_test
+
+from .api import integration_channels
+from .models import ApiKey, ChannelIntegration, Tenant
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -47,3 +52,66 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke_keys(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).")
+
+
+class IntegrationForm(forms.ModelForm):
+    channel = forms.ChoiceField(choices=())
+    new_credentials = forms.JSONField(
+        required=False,
+        help_text="The provider's credentials as JSON; leave empty to keep the stored ones. "
+        "They are encrypted and never shown again.",
+    )
+
+    class Meta:
+        model = ChannelIntegration
+        fields = ("tenant", "channel", "name", "enabled", "test_address")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["channel"].choices = [(c, c) for c in integration_channels()]
+
+    def clean(self):
+        cleaned = super().clean()
+        values = cleaned.get("new_credentials")
+        if values is None and not self.instance.encrypted_credentials:
+            raise forms.ValidationError("Credentials are required for a new integration.")
+        if values is not None and cleaned.get("channel"):
+            checker = get_backend(cleaned["channel"]).credential_serializer(data=values)
+            if not checker.is_valid():
+                raise forms.ValidationError(f"Invalid credentials: {checker.errors}")
+            cleaned["new_credentials"] = dict(checker.validated_data)
+        return cleaned
+
+    def save(self, commit=True):
+        instance = super().save(commit=False)
+        values = self.cleaned_data.get("new_credentials")
+        if values is not None:
+            instance.set_credentials(values, get_backend(instance.channel).secret_fields)
+        if commit:
+            instance.save()
+        return instance
+
+
+@admin.register(ChannelIntegration)
+class ChannelIntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationForm
+    list_display = ("tenant", "channel", "name", "enabled", "hints", "updated_at")
+    list_filter = ("channel", "enabled")
+    search_fields = ("tenant__slug", "name")
+    readonly_fields = ("hints", "created_at", "updated_at")
+    actions = ("send_test_message",)
+
+    @admin.action(description="Send a test message to each integration's test address")
+    def send_test_message(self, request, queryset):
+        for integration in queryset.select_related("tenant"):
+            result = describe(
+                send_test(
+                    integration.channel,
+                    integration.credentials(),
+                    integration.test_address,
+                    integration.tenant.name,
+                )
+            )
+            level = messages.SUCCESS if result["ok"] else messages.ERROR
+            detail = result.get("provider_message_id") or result.get("error")
+            self.message_user(request, f"{integration}: {detail}", level)
