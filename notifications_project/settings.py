@@ -190,6 +190,9 @@ DELIVERY_RECORD_GROUP = env_int("DELIVERY_RECORD_GROUP", 20, minimum=1)
 DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 5, minimum=1)
 RETRY_BACKOFF_SECONDS = env_float("RETRY_BACKOFF_SECONDS", 5.0)
 RETRY_BACKOFF_MAX_SECONDS = env_float("RETRY_BACKOFF_MAX_SECONDS", 600.0)
+# Per-channel overrides, e.g. CHANNEL_MAX_ATTEMPTS=sms=3,push=8.
+CHANNEL_MAX_ATTEMPTS = env_map("CHANNEL_MAX_ATTEMPTS")
+CHANNEL_BACKOFF_SECONDS = env_map("CHANNEL_BACKOFF_SECONDS")
 SENDING_TIMEOUT_SECONDS = env_float("SENDING_TIMEOUT_SECONDS", 45.0, minimum=1.0)
 # A queued delivery whose broker task should have run this long ago is handed over again
 # (its message may have been reserved by a worker that died).

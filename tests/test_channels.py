@@ -88,6 +88,11 @@ def test_wrong_twilio_credentials_are_permanent_and_the_providers_fault(twilio):
     assert outcome.permanent and outcome.provider_fault and outcome.response_code == 401
 
 
+def test_a_long_sms_is_billed_per_segment(twilio):
+    long = message("+4917612345678", twilio_credentials(twilio), body="x" * 200)
+    assert send(SmsChannel(), long)["d-1"].units == 2
+
+
 def test_sms_segments_count_gsm7_and_ucs2():
     assert segments("a" * 160) == ("GSM-7", 1)
     assert segments("a" * 161) == ("GSM-7", 2)

@@ -62,13 +62,14 @@ def test_sms_failing_permanently_falls_over_to_email(celery_worker, api, twilio,
     detail = api.get(f"{URL}{accepted['id']}/").json()
     [shown] = [d for d in detail["deliveries"] if d["channel"] == "email"]
     assert shown["fallback_for"] == str(sms.public_id)
+    assert shown["cost"] == "0.000100"  # DELIVERY_PRICES' default for email
     assert Delivery.objects.filter(notification=notification, channel="email").count() == 1
 
 
 def sent_sms(api, twilio):
     notification = settled(notify(api, [{"type": "sms"}], [{"user_id": "u", "phone": PHONE}])["id"])
     delivery = Delivery.objects.get(notification=notification)
-    assert delivery.status == "sent" and delivery.cost is not None
+    assert delivery.status == "sent" and str(delivery.cost) == "0.007900"  # one segment
     return delivery
 
 

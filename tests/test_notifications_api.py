@@ -99,6 +99,7 @@ def test_detail_shows_deliveries_in_the_contract_shape(api):
         "clicked_at",
         "error",
         "fallback_for",
+        "cost",
     }
 
 

@@ -1,5 +1,6 @@
 """Health, readiness, metrics, schema, settings parsing, commands and admin."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +12,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from apps.channels import breaker
 from apps.notifications.models import Delivery
-from apps.tenants.models import ApiKey, Tenant
+from apps.tenants.models import ApiKey, ChannelIntegration, Tenant
 from tests.conftest import accept_one
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +61,8 @@ def test_openapi_schema_and_docs_are_served(client):
         ("CELERY_BROKER_URL", "kafka://h", "CELERY_BROKER_URL must use one of"),
         ("DELIVERY_MAX_ATTEMPTS", "0", "DELIVERY_MAX_ATTEMPTS must be at least 1"),
         ("WEBHOOK_TIMEOUT_SECONDS", "soon", "WEBHOOK_TIMEOUT_SECONDS must be a number"),
+        ("DELIVERY_PRICES", "sms:0.01", "DELIVERY_PRICES must be key=number pairs"),
+        ("CHANNEL_MAX_ATTEMPTS", "sms=-1", "CHANNEL_MAX_ATTEMPTS: sms must not be negative"),
     ],
 )
 def test_bad_setting_stops_start_up_with_a_clear_message(name, value, message):
@@ -136,3 +140,54 @@ def test_admin_pages_render_and_retry_action_requeues_failed(
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.error) == ("queued", 0, "")
     assert enqueued == [delivery.pk]
+
+
+@pytest.mark.django_db
+def test_open_circuit_shows_in_admin_and_metrics(admin_client_logged_in, tenant, settings):
+    settings.CIRCUIT_FAILURE_THRESHOLD = 1
+    breaker.reset(tenant.pk, "sms:env")
+    breaker.record(tenant.pk, "sms:env", successes=0, faults=1)
+    try:
+        page = admin_client_logged_in.get(f"/admin/tenants/tenant/{tenant.pk}/change/")
+        assert "sms:env: open (1 failures in a row)" in page.content.decode()
+        metrics = admin_client_logged_in.get("/metrics").content.decode()
+        assert f'notification_circuit_state{{provider="sms:env",tenant_id="{tenant.pk}"}} 2.0' in (
+            metrics
+        )
+        admin_client_logged_in.post(
+            "/admin/tenants/tenant/",
+            {"action": "reset_circuit_breakers", "_selected_action": [tenant.pk]},
+        )
+        assert breaker.acquire(tenant.pk, "sms:env").allowed
+    finally:
+        breaker.reset(tenant.pk, "sms:env")
+
+
+@pytest.mark.django_db
+def test_integration_admin_takes_credentials_and_shows_them_masked(admin_client_logged_in, tenant):
+    credentials = {"bot_token": "xoxb-secret-value-9876"}
+    response = admin_client_logged_in.post(
+        "/admin/tenants/channelintegration/add/",
+        {
+            "tenant": tenant.pk,
+            "channel": "slack",
+            "name": "ops",
+            "enabled": "on",
+            "test_address": "#ops",
+            "new_credentials": json.dumps(credentials),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    integration = ChannelIntegration.objects.get()
+    assert integration.credentials() == credentials
+    listing = admin_client_logged_in.get("/admin/tenants/channelintegration/").content.decode()
+    change = admin_client_logged_in.get(
+        f"/admin/tenants/channelintegration/{integration.pk}/change/"
+    ).content.decode()
+    assert "••••9876" in listing
+    assert "xoxb-secret-value" not in listing + change
+    refused = admin_client_logged_in.post(
+        "/admin/tenants/channelintegration/add/",
+        {"tenant": tenant.pk, "channel": "sms", "new_credentials": '{"account_sid": "x"}'},
+    )
+    assert refused.status_code == 200 and "Invalid credentials" in refused.content.decode()

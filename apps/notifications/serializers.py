@@ -217,6 +217,7 @@ class DeliveryOutSerializer(serializers.ModelSerializer):
             "clicked_at",
             "error",
             "fallback_for",
+            "cost",
         )
 
     def get_fallback_for(self, delivery) -> str | None:

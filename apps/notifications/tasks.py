@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.channels.retry import max_attempts
+
 from .models import Delivery, DeliveryStatus, IdempotencyRecord, Notification, NotificationStatus
 from .pipeline import start_pipeline
 from .pipeline.deliver import enqueue_by_channel
@@ -21,18 +23,18 @@ def resume_stuck_sending(now) -> int:
     stale = now - timedelta(seconds=settings.SENDING_TIMEOUT_SECONDS)
     stuck = list(
         Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=stale).values_list(
-            "id", "attempts", "notification_id"
+            "id", "attempts", "notification_id", "channel"
         )[:SWEEP_LIMIT]
     )
     exhausted = {
         i: f"gave up after {a} attempts: the worker was lost while sending"
-        for i, a, _ in stuck
-        if a >= settings.DELIVERY_MAX_ATTEMPTS
+        for i, a, _, channel in stuck
+        if a >= max_attempts(channel)
     }
     end_with_errors(exhausted, [DeliveryStatus.SENDING], DeliveryStatus.FAILED)
-    refresh_statuses({n for i, _, n in stuck if i in exhausted})
+    refresh_statuses({n for i, _, n, _ in stuck if i in exhausted})
     _token, resumed = claim(
-        [i for i, _, _ in stuck if i not in exhausted],
+        [i for i, _, _, _ in stuck if i not in exhausted],
         [DeliveryStatus.SENDING],
         Q(claimed_at__lt=stale),
         status=DeliveryStatus.QUEUED,

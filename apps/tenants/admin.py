@@ -1,7 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
+from apps.channels import breaker
 from apps.channels.registry import get_backend
 from apps.channels.testsend import describe, send_test
 
@@ -26,9 +29,28 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "default_locale", "timezone", "is_active", "created_at")
     list_filter = ("is_active", "default_locale")
     search_fields = ("slug", "name")
-    readonly_fields = ("created_at",)
+    readonly_fields = ("created_at", "circuit_breakers")
     inlines = (ApiKeyInline,)
-    actions = ("issue_api_key",)
+    actions = ("issue_api_key", "reset_circuit_breakers")
+
+    @admin.display(description="Circuit breakers (shared by all workers)")
+    def circuit_breakers(self, tenant):
+        rows = [s for s in breaker.states() if s["tenant_id"] == tenant.pk]
+        if not rows:
+            return "all closed"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {} ({} failures in a row)",
+            ((s["provider"], s["state"], s["failures"]) for s in rows),
+        )
+
+    @admin.action(description="Reset circuit breakers (close them now)")
+    def reset_circuit_breakers(self, request, queryset):
+        for tenant in queryset:
+            for state in breaker.states():
+                if state["tenant_id"] == tenant.pk:
+                    breaker.reset(tenant.pk, state["provider"])
+        self.message_user(request, "Circuit breakers reset.")
 
     @admin.action(description="Issue a new API key (shown once)")
     def issue_api_key(self, request, queryset):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.channels import breaker, ratelimit
 from apps.channels.base import ChannelError, OutboundMessage
 from apps.channels.registry import get_backend
-from apps.channels.retry import backoff_seconds
+from apps.channels.retry import backoff_seconds, max_attempts
 from apps.common.routing import DELIVER_TASK
 from apps.common.rows import update_rows
 
@@ -146,11 +146,11 @@ class Recorder:
         for delivery, error in rows:
             if error.permanent:
                 failed[delivery.id] = error.message
-            elif delivery.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+            elif delivery.attempts >= max_attempts(self.channel):
                 failed[delivery.id] = f"gave up after {delivery.attempts} attempts: {error.message}"
             else:
                 retry[delivery.id] = (
-                    backoff_seconds(delivery.attempts, error.retry_after),
+                    backoff_seconds(delivery.attempts, error.retry_after, self.channel),
                     error.message,
                 )
         if failed:

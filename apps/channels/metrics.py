@@ -1,0 +1,40 @@
+"""The circuit breakers' state as a Prometheus gauge, read from Redis at scrape time, so
+any process serving /metrics reports every worker's breakers."""
+
+import logging
+
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+
+from . import breaker
+
+logger = logging.getLogger("apps.channels")
+STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class CircuitStateCollector:
+    def collect(self):
+        gauge = GaugeMetricFamily(
+            "notification_circuit_state",
+            "Circuit breaker per tenant and provider: 0 closed, 1 half-open, 2 open.",
+            labels=["tenant_id", "provider"],
+        )
+        try:
+            states = breaker.states()
+        except Exception:  # a scrape must not fail because Redis is away
+            logger.warning("could not read circuit breaker states", exc_info=True)
+            states = []
+        for state in states:
+            gauge.add_metric(
+                [str(state["tenant_id"]), state["provider"]], STATE_VALUES.get(state["state"], 0)
+            )
+        yield gauge
+
+
+_registered = False
+
+
+def register() -> None:
+    global _registered
+    if not _registered:
+        REGISTRY.register(CircuitStateCollector())
+        _registered = True
