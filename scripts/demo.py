@@ -14,23 +14,50 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from notifications_project.devproviders import FakeFcm, FakeSlack, FakeTeams, FakeTwilio
 from notifications_project.devsinks import SmtpSink, WebhookReceiver
 from scripts.stack import ROOT, Stack, free_port, persistent_secret
 
 TERMINAL = {"completed", "partially_failed", "failed", "cancelled", "blocked"}
 
 
-def environment(data_dir: Path, smtp: SmtpSink) -> dict[str, str]:
-    env = {
+class Providers:
+    """Every local stand-in the demo sends to."""
+
+    def __init__(self, data_dir: Path):
+        self.smtp = SmtpSink().start()
+        self.receiver = WebhookReceiver().start()
+        self.twilio = FakeTwilio().start()
+        self.slack = FakeSlack().start()
+        self.teams = FakeTeams().start()
+        self.fcm = FakeFcm().start()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.fcm_credentials = self.fcm.service_account_file(data_dir)
+
+    def stop(self):
+        for server in (self.smtp, self.receiver, self.twilio, self.slack, self.teams, self.fcm):
+            server.stop()
+
+
+def environment(data_dir: Path, providers: Providers, base_url: str) -> dict[str, str]:
+    return {
         "DATA_DIR": str(data_dir),
         "SECRET_KEY": os.environ.get("SECRET_KEY") or persistent_secret(data_dir),
-        "EMAIL_URL": smtp.url,
+        "PUBLIC_BASE_URL": base_url,
+        "EMAIL_URL": providers.smtp.url,
         "DEFAULT_FROM_EMAIL": "demo@notify.localhost",
         "WEBHOOK_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
         "RETRY_BACKOFF_SECONDS": "1",
         "CELERY_WORKER_SEND_TASK_EVENTS": "true",
+        "TWILIO_ACCOUNT_SID": providers.twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": providers.twilio.auth_token,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE": providers.twilio.base_url,
+        "SLACK_BOT_TOKEN": providers.slack.token,
+        "SLACK_API_BASE": providers.slack.base_url,
+        "FCM_CREDENTIALS_FILE": str(providers.fcm_credentials),
+        "FCM_API_BASE": providers.fcm.base_url,
     }
-    return env
 
 
 def create_demo_tenant(stack: Stack) -> str:
@@ -39,8 +66,11 @@ def create_demo_tenant(stack: Stack) -> str:
     return output.strip().splitlines()[-1]
 
 
-def send_examples(client: httpx.Client, receiver: WebhookReceiver) -> list[str]:
+def send_examples(client: httpx.Client, providers: Providers) -> list[str]:
+    receiver = providers.receiver
     receiver.script("/flaky", 500, 500, 200)
+    # This number is refused by "Twilio" as invalid, so its recipient falls over to email.
+    providers.twilio.fail_next("+4915112345678", (400, 21211, "Invalid 'To' Phone Number"))
     examples = [
         {
             "title": "Welcome, {{ recipient.first_name }}!",
@@ -67,11 +97,39 @@ def send_examples(client: httpx.Client, receiver: WebhookReceiver) -> list[str]:
             "channels": [{"type": "webhook", "config": {"url": receiver.url("/flaky")}}],
             "metadata": {"build": "2026.11.27-1"},
         },
+        {
+            "title": "Payment API errors above 5%",
+            "content": "Error rate {{ rate }} on {{ service }} since {{ since }}.",
+            "priority": "critical",
+            "recipients": [
+                {
+                    "user_id": "oncall-1",
+                    "phone": "+4917612345678",
+                    "slack_id": "U0ONCALL1",
+                    "push_tokens": ["device-token-oncall-1"],
+                },
+                {
+                    "user_id": "oncall-2",
+                    "phone": "+4915112345678",
+                    "email": "li@example.com",
+                    "push_tokens": ["device-token-oncall-2"],
+                },
+            ],
+            "channels": [
+                {"type": "sms", "config": {"max_length": 160}},
+                {"type": "email", "config": {"fallback": True}},
+                {"type": "slack", "config": {"channel": "#incidents", "create_thread": True}},
+                {"type": "teams", "config": {"url": providers.teams.base_url + "/webhookb2/ops"}},
+                {"type": "push", "config": {"sound": "alert.caf", "deep_link": "app://incidents"}},
+            ],
+            "metadata": {"rate": "7.2%", "service": "payments", "since": "09:41 UTC"},
+        },
     ]
     ids = []
     for body in examples:
         response = client.post("/api/v1/notifications/", json=body)
-        response.raise_for_status()
+        if response.status_code != 202:
+            raise SystemExit(f"the demo's own request was refused: {response.text}")
         ids.append(response.json()["id"])
     bad = client.post(
         "/api/v1/notifications/",
@@ -90,14 +148,22 @@ def wait_terminal(client: httpx.Client, ids: list[str], timeout: float = 90.0) -
         time.sleep(0.5)
 
 
-def report(details, smtp: SmtpSink, receiver: WebhookReceiver, secret: str) -> None:
+def confirm_sms(providers: Providers) -> None:
+    """Play Twilio's part: report each accepted SMS delivered, with a signed callback."""
+    for sid in list(providers.twilio.messages):
+        status = providers.twilio.send_status(sid, "delivered")
+        print(f"  Twilio status callback for {sid[:12]}...: HTTP {status}")
+
+
+def report(details, providers: Providers, secret: str) -> None:
+    smtp, receiver = providers.smtp, providers.receiver
     print("\nNotifications:")
     for detail in details:
         print(f"  {detail['id']}  {detail['status']}")
         for d in detail["deliveries"]:
             print(
-                f"    {d['channel']:8} {d['recipient']:6} {d['status']:10} "
-                f"attempts={d['attempts']} {d['error'][:60]}"
+                f"    {d['channel']:8} {d['recipient']:9} {d['status']:10} "
+                f"attempts={d['attempts']} cost={d['cost']} {d['error'][:50]}"
             )
     print(f"\nEmails that arrived at the local SMTP server ({len(smtp.messages)}):")
     for item in smtp.messages:
@@ -113,6 +179,15 @@ def report(details, smtp: SmtpSink, receiver: WebhookReceiver, secret: str) -> N
             f"  {request['path']:8} answered {request['status']}  "
             f"delivery {headers['X-Notify-Delivery-Id']}  signature ok: {verified}"
         )
+    print("\nAt the local provider stand-ins:")
+    for sms in providers.twilio.messages.values():
+        print(f"  Twilio SMS to {sms['To']}: {sms['Body']!r}")
+    for post in providers.slack.received("chat.postMessage"):
+        print(f"  Slack chat.postMessage: {post['body'][:90].decode()}...")
+    for card in providers.teams.received("/webhookb2"):
+        print(f"  Teams Adaptive Card: {len(card['body'])} bytes")
+    for push in providers.fcm.received("messages:send"):
+        print(f"  FCM messages:send: {push['body'][:80].decode()}...")
 
 
 def main() -> int:
@@ -121,10 +196,10 @@ def main() -> int:
     args = parser.parse_args()
     data_dir = Path(os.environ.get("DATA_DIR", ROOT / "var" / "demo"))
     shutil.rmtree(data_dir / "broker", ignore_errors=True)
-    smtp, receiver = SmtpSink().start(), WebhookReceiver().start()
-    stack = Stack(environment(data_dir, smtp), data_dir / "logs")
+    providers = Providers(data_dir)
     web_port, flower_port = free_port(8000), free_port(5555)
     base_url = f"http://127.0.0.1:{web_port}"
+    stack = Stack(environment(data_dir, providers, base_url), data_dir / "logs")
     flower_auth = f"admin:{os.urandom(6).hex()}"
     try:
         print("Preparing the database (migrate, static files)...")
@@ -141,8 +216,11 @@ def main() -> int:
         )
         secret = client.get("/api/v1/tenant/").json()["webhook_signing_secret"]
         print("Sending demo notifications...")
-        details = wait_terminal(client, send_examples(client, receiver))
-        report(details, smtp, receiver, secret)
+        ids = send_examples(client, providers)
+        wait_terminal(client, ids)
+        confirm_sms(providers)
+        details = wait_terminal(client, ids)
+        report(details, providers, secret)
         print(
             f"\nAPI docs:  {base_url}/api/docs/\nAdmin:     {base_url}/admin/ "
             f"(python manage.py createsuperuser)\nFlower:    http://127.0.0.1:{flower_port}/ "
@@ -157,8 +235,7 @@ def main() -> int:
         pass
     finally:
         stack.stop()
-        smtp.stop()
-        receiver.stop()
+        providers.stop()
     return 0
 
 

@@ -6,9 +6,10 @@ from urllib.parse import urlencode
 import pytest
 from rest_framework.test import APIClient
 
+from apps.notifications.failover import fail_over
 from apps.notifications.models import Delivery, Notification, RetiredAddress
 from notifications_project.devproviders import FakeFcm, FakeTwilio
-from tests.conftest import wait_until
+from tests.conftest import accept_one, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 URL = "/api/v1/notifications/"
@@ -53,7 +54,7 @@ def test_sms_failing_permanently_falls_over_to_email(celery_worker, api, twilio,
     assert accepted["deliveries"] == 2  # the fallback exists only once needed
     notification = settled(accepted["id"])
     [email] = smtp_sink.wait_for(1)
-    assert email["to"] == ["maria@example.com"]  # li's SMS went out, so no fallback
+    assert email["to"] == ["maria@example.com"]  # li's SMS went out: no fallback for li
     sms = Delivery.objects.get(notification=notification, recipient_id="maria", channel="sms")
     fallback = Delivery.objects.get(notification=notification, channel="email")
     assert sms.status == "failed" and "21211" in sms.error
@@ -139,3 +140,33 @@ def test_dead_push_token_is_retired_and_never_used_again(celery_worker, api, tmp
         assert len(tokens) == 1 and b"live-token" in tokens[0]
     finally:
         fcm.stop()
+
+
+@pytest.mark.django_db(transaction=False)
+def test_one_fallback_per_recipient_and_channel_even_when_two_channels_fail(tenant):
+    channels = [
+        {"type": "sms", "config": {}},
+        {"type": "slack", "config": {"channel": "#ops"}},
+        {"type": "email", "config": {"fallback": True}},
+    ]
+    recipients = [{"user_id": "u", "phone": PHONE, "email": "u@example.com"}]
+    notification = accept_one(tenant, channels, recipients)
+    Delivery.objects.filter(notification=notification).update(status="failed")
+    sms, slack = Delivery.objects.filter(notification=notification).order_by("id")
+    [created] = fail_over([sms.id, slack.id])
+    fallback = Delivery.objects.get(id=created)
+    assert (fallback.channel, fallback.address, fallback.fallback_for_id) == (
+        "email",
+        "u@example.com",
+        sms.id,
+    )
+    assert fail_over([sms.id, slack.id]) == []  # idempotent
+    assert Delivery.objects.filter(notification=notification).count() == 3
+
+
+@pytest.mark.django_db(transaction=False)
+def test_no_fallback_when_the_recipient_lacks_its_address(tenant):
+    channels = [{"type": "sms", "config": {}}, {"type": "email", "config": {"fallback": True}}]
+    notification = accept_one(tenant, channels, [{"user_id": "u", "phone": PHONE}])
+    Delivery.objects.filter(notification=notification).update(status="failed")
+    assert fail_over(Delivery.objects.values_list("id", flat=True)) == []

@@ -11,13 +11,11 @@ import hashlib
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Q
 
 from apps.channels.registry import get_backend
 
 from .models import Delivery, DeliveryStatus
 
-_SUCCEEDED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
 _FAILED = (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED)
 
 
@@ -36,21 +34,20 @@ def next_fallback(notification, recipient_index: int, after_index: int):
 
 
 def fail_over(failed_ids: Iterable[int]) -> list[int]:
-    """Create the fallback deliveries for these failed deliveries (those that have a
-    fallback to go to and whose recipient got nothing on another channel), and start
-    the pipeline for them once the transaction commits. Returns their ids."""
+    """Create the fallback deliveries for these failed deliveries (those with a fallback
+    channel left to go to), and start the pipeline for them once the transaction
+    commits. Returns their ids. A fallback replaces one failed channel: a recipient
+    reached on another primary channel still gets it, and two failed channels that fall
+    over to the same one give one fallback delivery, not two."""
     failed = list(
-        Delivery.objects.filter(id__in=list(failed_ids), status__in=_FAILED).select_related(
-            "notification"
-        )
+        Delivery.objects.filter(id__in=list(failed_ids), status__in=_FAILED)
+        .select_related("notification")
+        .order_by("id")
     )
     if not failed:
         return []
-    reached = _recipients_reached(failed)
     fallbacks = []
     for delivery in failed:
-        if (delivery.notification_id, delivery.recipient_index) in reached:
-            continue
         found = next_fallback(
             delivery.notification, delivery.recipient_index, delivery.channel_index
         )
@@ -58,29 +55,13 @@ def fail_over(failed_ids: Iterable[int]) -> list[int]:
             fallbacks.append(_fallback_for(delivery, *found))
     if not fallbacks:
         return []
+    mine = Delivery.objects.filter(fallback_for_id__in=[d.fallback_for_id for d in fallbacks])
+    existing = set(mine.values_list("id", flat=True))
     Delivery.objects.bulk_create(fallbacks, ignore_conflicts=True)
-    created = list(
-        Delivery.objects.filter(
-            fallback_for_id__in=[d.fallback_for_id for d in fallbacks],
-            status=DeliveryStatus.PENDING,
-        ).values_list("id", flat=True)
-    )
+    created = sorted(set(mine.values_list("id", flat=True)) - existing)
     if created:
         transaction.on_commit(lambda: _start(created))
     return created
-
-
-def _recipients_reached(failed: list[Delivery]) -> set[tuple[int, int]]:
-    pairs = Q()
-    for delivery in failed:
-        pairs |= Q(
-            notification_id=delivery.notification_id, recipient_index=delivery.recipient_index
-        )
-    return set(
-        Delivery.objects.filter(pairs, status__in=_SUCCEEDED).values_list(
-            "notification_id", "recipient_index"
-        )
-    )
 
 
 def _fallback_for(failed: Delivery, channel_index: int, channel: str, address: str) -> Delivery:
