@@ -95,7 +95,16 @@ def test_every_route_hides_another_tenants_objects(api, other_api, tenant):
     """Walk the router with a second tenant's key: every object route answers 404."""
     notification = accept_one(tenant)
     key = api.post("/api/v1/api-keys/", {"name": "k"}, format="json").json()
-    ids = {"notification": str(notification.public_id), "api-key": key["id"]}
+    integration = api.post(
+        "/api/v1/integrations/",
+        {"channel": "slack", "credentials": {"bot_token": "xoxb-1-abc"}},
+        format="json",
+    ).json()
+    ids = {
+        "notification": str(notification.public_id),
+        "api-key": key["id"],
+        "integration": integration["id"],
+    }
     object_routes = [r for r in _api_routes() if "<uuid:id>" in r or "(?P<id>" in r]
     assert object_routes, "the router exposes no object routes?"
     for route in object_routes:
@@ -111,4 +120,5 @@ def test_every_route_hides_another_tenants_objects(api, other_api, tenant):
             assert foreign.status_code == 404, (method, path, foreign.status_code)
             assert foreign.json()["error"]["code"] == "not_found"
     assert api.get(f"/api/v1/notifications/{notification.public_id}/").status_code == 200
+    assert api.get(f"/api/v1/integrations/{integration['id']}/").status_code == 200
     assert other_api.get("/api/v1/notifications/").json()["results"] == []

@@ -10,6 +10,7 @@ from apps.templating.renderer import RenderError, build_context, render
 
 from ..models import Delivery, DeliveryStatus
 from ..state import end_with_errors, refresh_statuses
+from ..tracking import instrument
 from .stage import stage_task
 
 
@@ -43,6 +44,13 @@ def render_delivery(delivery: Delivery) -> None:
                 "tenant": context["tenant"],
             },
         )
+        if config.get("track_opens") or config.get("track_clicks"):
+            delivery.html_body = instrument(
+                delivery.html_body,
+                str(delivery.public_id),
+                opens=bool(config.get("track_opens")),
+                clicks=bool(config.get("track_clicks")),
+            )
 
 
 @stage_task("render")
