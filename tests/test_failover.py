@@ -170,3 +170,13 @@ def test_no_fallback_when_the_recipient_lacks_its_address(tenant):
     notification = accept_one(tenant, channels, [{"user_id": "u", "phone": PHONE}])
     Delivery.objects.filter(notification=notification).update(status="failed")
     assert fail_over(Delivery.objects.values_list("id", flat=True)) == []
+
+
+def test_transient_twilio_error_is_retried_then_sent(celery_worker, api, twilio, fast_retries):
+    twilio.fail_next(PHONE, (503, 20500, "Service unavailable"), (429, 20429, "Too many"))
+    notification = settled(notify(api, [{"type": "sms"}], [{"user_id": "u", "phone": PHONE}])["id"])
+    delivery = Delivery.objects.get(notification=notification)
+    assert (delivery.status, delivery.attempts) == ("sent", 3)
+    assert delivery.provider_message_id in twilio.messages
+    codes = list(delivery.attempt_log.order_by("number").values_list("outcome", "response_code"))
+    assert codes == [("transient_error", 503), ("transient_error", 429), ("success", 201)]
