@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from apps.common import errors, health
-from apps.notifications import tracking
+from apps.notifications import preferences, tracking
 from apps.notifications.api import NotificationViewSet
 from apps.notifications.callbacks import TwilioStatusCallbackView
 from apps.tenants.api import ApiKeyViewSet, IntegrationViewSet, TenantView
@@ -33,6 +33,7 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("t/o/<str:token>.gif", tracking.opened, name="track-open"),
+    path("u/<str:token>/", preferences.unsubscribe, name="unsubscribe"),
     path("t/c/<str:token>", tracking.clicked, name="track-click"),
 ]
 

@@ -49,6 +49,8 @@ class OutboundMessage:
     priority: str = "normal"
     metadata: dict = field(default_factory=dict)
     credentials: dict = field(default_factory=dict)
+    # A one-click unsubscribe URL (RFC 8058) for this recipient and channel, if any.
+    unsubscribe_url: str = ""
 
 
 @dataclass

@@ -72,17 +72,22 @@ def build_email(message, connection) -> EmailMultiAlternatives:
     from_email = config.get("from_email") or settings.DEFAULT_FROM_EMAIL
     if config.get("from_name"):
         from_email = formataddr((config["from_name"], from_email))
+    headers = {
+        "Message-ID": message_id_for(message.delivery_id),
+        "X-Notify-Delivery-Id": message.delivery_id,
+        "X-Notify-Notification-Id": message.notification_id,
+    }
+    if message.unsubscribe_url:
+        # RFC 8058 one-click: the mail client POSTs "List-Unsubscribe=One-Click" to it.
+        headers["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     email = EmailMultiAlternatives(
         subject=message.subject.replace("\n", " ").strip(),
         body=message.body,
         from_email=from_email,
         to=[message.address],
         reply_to=[config["reply_to"]] if config.get("reply_to") else None,
-        headers={
-            "Message-ID": message_id_for(message.delivery_id),
-            "X-Notify-Delivery-Id": message.delivery_id,
-            "X-Notify-Notification-Id": message.notification_id,
-        },
+        headers=headers,
         connection=connection,
     )
     if message.html_body:

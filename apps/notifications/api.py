@@ -95,7 +95,7 @@ class NotificationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Tena
         parameters=[IDEMPOTENCY_HEADER],
     )
     def create(self, request):
-        payload = NotificationInSerializer(data=request.data)
+        payload = NotificationInSerializer(data=request.data, context={"tenant": request.tenant})
         payload.is_valid(raise_exception=True)
 
         def produce():
@@ -112,7 +112,7 @@ class NotificationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Tena
     )
     @action(detail=False, methods=["post"], max_body_bytes=settings.MAX_BULK_BODY_BYTES)
     def bulk(self, request):
-        payload = BulkInSerializer(data=request.data)
+        payload = BulkInSerializer(data=request.data, context={"tenant": request.tenant})
         payload.is_valid(raise_exception=True)
 
         def produce():

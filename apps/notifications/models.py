@@ -56,6 +56,8 @@ class Notification(models.Model):
     title = models.TextField(blank=True, default="")
     content = models.TextField(blank=True, default="")
     template_key = models.CharField(max_length=100, blank=True, default="")
+    # The template version current when the notification was accepted.
+    template_version = models.PositiveIntegerField(null=True, blank=True)
     locale = models.CharField(max_length=16, blank=True, default="")
     recipients = models.JSONField(default=list)
     channels = models.JSONField(default=list)
@@ -195,3 +197,28 @@ class RetiredAddress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.address_hash[:12]}"
+
+
+class Preference(models.Model):
+    """A recipient's choices, per tenant: channels on or off, and quiet hours."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    user_id = models.CharField(max_length=200)
+    # {"email": {"enabled": true}, "sms": {"enabled": false}}; a channel not named is on.
+    channels = models.JSONField(default=dict, blank=True)
+    # {"start": "22:00", "end": "07:00", "timezone": "Europe/Berlin"} or null.
+    quiet_hours = models.JSONField(null=True, blank=True)
+    # Why a channel was last turned off (e.g. "one-click unsubscribe"), per channel.
+    reasons = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user_id"], name="preference_tenant_user")
+        ]
+
+    def __str__(self) -> str:
+        return self.user_id
+
+    def allows(self, channel: str) -> bool:
+        return bool((self.channels.get(channel) or {}).get("enabled", True))

@@ -13,6 +13,7 @@ from rest_framework import serializers
 from apps.channels.registry import channel_types, get_backend
 from apps.common.serializers import StrictSerializer
 from apps.templating.renderer import syntax_error
+from apps.templating.store import UnknownTemplate, current_version
 
 from .models import Delivery, Notification, Priority
 
@@ -138,8 +139,12 @@ class NotificationInSerializer(StrictSerializer):
     escalation = serializers.DictField(required=False)
 
     def validate_template(self, value):
-        # Stored templates arrive with the templating issue; until then no key exists.
-        raise serializers.ValidationError(f"Unknown template {value!r}.")
+        tenant = self.context.get("tenant")
+        try:
+            current_version(tenant.pk, value)
+        except (UnknownTemplate, AttributeError):
+            raise serializers.ValidationError(f"Unknown template {value!r}.") from None
+        return value
 
     def validate_escalation(self, value):
         name = value.get("policy") if isinstance(value, dict) else None
@@ -161,7 +166,29 @@ class NotificationInSerializer(StrictSerializer):
                 {"channels": ["At least one channel must not be a fallback."]}
             )
         self._check_addresses(attrs)
+        self._pin_template_versions(attrs)
         return attrs
+
+    def _pin_template_versions(self, attrs):
+        """Record the version of each template used, so a later edit changes nothing
+        already accepted."""
+        tenant = self.context.get("tenant")
+        if attrs.get("template"):
+            attrs["template_version"] = current_version(tenant.pk, attrs["template"])
+        for index, channel in enumerate(attrs["channels"]):
+            key = channel["config"].get("template")
+            if not key:
+                continue
+            try:
+                channel["config"]["template_version"] = current_version(tenant.pk, key)
+            except (UnknownTemplate, AttributeError):
+                raise serializers.ValidationError(
+                    {
+                        "channels": {
+                            str(index): {"config": {"template": [f"Unknown template {key!r}."]}}
+                        }
+                    }
+                ) from None
 
     @staticmethod
     def _check_addresses(attrs):

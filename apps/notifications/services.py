@@ -62,6 +62,7 @@ def _build_notification(tenant: Tenant, data: dict, now) -> Notification:
         title=data.get("title", ""),
         content=data.get("content", ""),
         template_key=data.get("template", ""),
+        template_version=data.get("template_version"),
         locale=data.get("locale", ""),
         recipients=data["recipients"],
         channels=data["channels"],

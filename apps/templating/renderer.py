@@ -12,6 +12,8 @@ from jinja2 import TemplateSyntaxError, Undefined
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from .filters import FILTERS, LOCALE_KEY, TIMEZONE_KEY
+
 MAX_OUTPUT_CHARS = 256 * 1024
 MAX_RENDER_SECONDS = 2.0
 
@@ -25,6 +27,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
     # Keep the globals to what templates need; no `cycler`/`joiner`/`namespace` objects
     # whose internals a template could walk.
     env.globals = {"range": env.globals["range"], "dict": dict}
+    env.filters.update(FILTERS)
     return env
 
 
@@ -50,8 +53,9 @@ def _cached_syntax_error(source: str) -> str | None:
 
 
 def _syntax_error(source: str) -> str | None:
+    # Compiling, not just parsing: an unknown filter or test is only found then.
     try:
-        _TEXT_ENV.parse(source)
+        _TEXT_ENV.from_string(source)
     except TemplateSyntaxError as exc:
         return f"line {exc.lineno}: {exc.message}"
     return None
@@ -100,6 +104,9 @@ def build_context(
     metadata: dict,
     tenant_name: str,
     branding: dict | None = None,
+    locale: str = "en",
+    timezone: str = "UTC",
+    extra: dict | None = None,
 ) -> dict:
     """The template context of the public contract (API.md, Templates)."""
     recipient_metadata = recipient.get("metadata") or {}
@@ -110,5 +117,8 @@ def build_context(
         recipient=recipient_view,
         notification={"id": notification_id, "priority": priority, "metadata": metadata},
         tenant={"name": tenant_name, "branding": branding or {}},
+        **(extra or {}),
     )
+    context[LOCALE_KEY] = locale
+    context[TIMEZONE_KEY] = timezone
     return context

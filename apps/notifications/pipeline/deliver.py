@@ -25,6 +25,7 @@ from apps.common.rows import update_rows
 from .. import metrics
 from ..failover import fail_over
 from ..models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
+from ..preferences import unsubscribe_url_for
 from ..state import claim, refresh_statuses
 from .providers import credentials_for, live_address, retire, retired_hashes
 
@@ -67,6 +68,7 @@ def message_for(delivery: Delivery, credentials: dict, address: str) -> Outbound
             **credentials,
             "signing_secret": notification.tenant.webhook_signing_secret,
         },
+        unsubscribe_url=unsubscribe_url_for(delivery) if delivery.channel == "email" else "",
     )
 
 

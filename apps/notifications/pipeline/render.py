@@ -7,50 +7,96 @@ from apps.channels.base import ChannelError
 from apps.channels.registry import get_backend
 from apps.common.rows import update_rows
 from apps.templating.renderer import RenderError, build_context, render
+from apps.templating.store import UnknownTemplate, choose_variant, locale_chain, variants_of
+from apps.templating.text import html_to_text
 
 from ..models import Delivery, DeliveryStatus
+from ..preferences import unsubscribe_url_for
 from ..state import end_with_errors, refresh_statuses
 from ..tracking import instrument
 from .stage import stage_task
 
 
-def context_for(delivery: Delivery) -> dict:
+def context_for(delivery: Delivery, locale: str) -> dict:
     notification = delivery.notification
     tenant = notification.tenant
+    recipient = notification.recipients[delivery.recipient_index]
     return build_context(
-        recipient=notification.recipients[delivery.recipient_index],
+        recipient=recipient,
         notification_id=str(notification.public_id),
         priority=notification.priority,
         metadata=notification.metadata,
         tenant_name=tenant.name,
         branding=tenant.settings.get("branding", {}),
+        locale=locale,
+        timezone=recipient.get("timezone") or tenant.timezone,
     )
+
+
+def sources_for(delivery: Delivery, config: dict) -> tuple[dict, str]:
+    """The subject/body/html_body sources to render and the locale they are in: the
+    channel's own template, else the notification's, else its inline title/content."""
+    notification = delivery.notification
+    recipient = notification.recipients[delivery.recipient_index]
+    locales = locale_chain(
+        recipient.get("locale"), notification.locale, notification.tenant.default_locale
+    )
+    key = config.get("template") or notification.template_key
+    if not key:
+        inline = {"subject": notification.title, "body": notification.content, "html_body": ""}
+        return inline, locales[0]
+    version = config.get("template_version") if config.get("template") else None
+    version = version or notification.template_version
+    try:
+        variants = variants_of(notification.tenant_id, key, version)
+    except UnknownTemplate:
+        raise RenderError(f"template {key!r} version {version} no longer exists") from None
+    variant = choose_variant(variants, delivery.channel, locales)
+    if variant is None:
+        raise RenderError(
+            f"template {key!r} has no variant for channel {delivery.channel} "
+            f"in {', '.join(locales)}"
+        )
+    return variant, variant.get("locale") or locales[0]
 
 
 def render_delivery(delivery: Delivery) -> None:
     notification = delivery.notification
-    context = context_for(delivery)
-    delivery.subject = render(notification.title, context)
     backend = get_backend(delivery.channel)
     config = notification.channels[delivery.channel_index].get("config", {})
-    delivery.body = backend.fit(render(notification.content, context), config)
+    sources, locale = sources_for(delivery, config)
+    context = context_for(delivery, locale)
+    delivery.subject = render(sources.get("subject", ""), context)
+    text = render(sources.get("body", ""), context)
     if backend.wants_html:
-        html_content = render(notification.content, context, html=True)
-        delivery.html_body = render_to_string(
-            "email/notification.html",
-            {
-                "subject": delivery.subject,
-                "body_html": linebreaks(html_content),
-                "tenant": context["tenant"],
-            },
+        delivery.html_body = email_html(delivery, sources, context, config)
+        text = text or html_to_text(render(sources.get("html_body", ""), context, html=True))
+    delivery.body = backend.fit(text, config)
+
+
+def email_html(delivery: Delivery, sources: dict, context: dict, config: dict) -> str:
+    """The HTML body in the tenant's branded layout, with tracking when asked for."""
+    if sources.get("html_body"):
+        body_html = render(sources["html_body"], context, html=True)
+    else:
+        body_html = linebreaks(render(sources.get("body", ""), context, html=True))
+    html = render_to_string(
+        "email/notification.html",
+        {
+            "subject": delivery.subject,
+            "body_html": body_html,
+            "tenant": context["tenant"],
+            "unsubscribe_url": unsubscribe_url_for(delivery),
+        },
+    )
+    if config.get("track_opens") or config.get("track_clicks"):
+        html = instrument(
+            html,
+            str(delivery.public_id),
+            opens=bool(config.get("track_opens")),
+            clicks=bool(config.get("track_clicks")),
         )
-        if config.get("track_opens") or config.get("track_clicks"):
-            delivery.html_body = instrument(
-                delivery.html_body,
-                str(delivery.public_id),
-                opens=bool(config.get("track_opens")),
-                clicks=bool(config.get("track_clicks")),
-            )
+    return html
 
 
 @stage_task("render")
