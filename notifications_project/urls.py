@@ -7,15 +7,18 @@ from apps.common import errors, health
 from apps.notifications import preferences, tracking
 from apps.notifications.api import NotificationViewSet
 from apps.notifications.callbacks import TwilioStatusCallbackView
+from apps.templating.api import TemplateViewSet
 from apps.tenants.api import ApiKeyViewSet, IntegrationViewSet, TenantView
 
 router = SimpleRouter(trailing_slash=True)
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("integrations", IntegrationViewSet, basename="integration")
+router.register("templates", TemplateViewSet, basename="template")
 
 api_v1 = [
     path("tenant/", TenantView.as_view(), name="tenant"),
+    path("preferences/<str:user_id>/", preferences.PreferenceView.as_view(), name="preferences"),
     path(
         "callbacks/twilio/<uuid:delivery_id>/",
         TwilioStatusCallbackView.as_view(),

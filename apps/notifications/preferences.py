@@ -16,10 +16,17 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from apps.channels.registry import channel_types
+from apps.common.serializers import StrictSerializer
 from apps.tenants.models import Tenant
 
 from .models import Preference
+from .serializers import validate_timezone
 
 _SALT = "notifications.unsubscribe"
 
@@ -90,3 +97,50 @@ def unsubscribe(request, token: str):
     if request.method == "POST":
         opt_out(tenant.pk, payload["u"], payload["c"], "one-click unsubscribe")
     return render(request, "unsubscribe.html", context)
+
+
+class QuietHoursSerializer(StrictSerializer):
+    start = serializers.RegexField(r"^([01]\d|2[0-3]):[0-5]\d$", help_text="HH:MM")
+    end = serializers.RegexField(r"^([01]\d|2[0-3]):[0-5]\d$", help_text="HH:MM")
+    timezone = serializers.CharField(max_length=64, validators=[validate_timezone])
+
+
+class ChannelChoiceSerializer(StrictSerializer):
+    enabled = serializers.BooleanField()
+
+
+class PreferenceSerializer(StrictSerializer):
+    channels = serializers.DictField(child=ChannelChoiceSerializer(), required=False, default=dict)
+    quiet_hours = QuietHoursSerializer(allow_null=True, required=False, default=None)
+
+    def validate_channels(self, value):
+        unknown = sorted(set(value) - set(channel_types()))
+        if unknown:
+            raise serializers.ValidationError({k: ["Unknown channel type."] for k in unknown})
+        return {k: dict(v) for k, v in value.items()}
+
+
+class PreferenceView(APIView):
+    """`GET`/`PUT /api/v1/preferences/<user_id>/`; a recipient never set answers the
+    defaults (every channel on, no quiet hours)."""
+
+    @extend_schema(responses=PreferenceSerializer)
+    def get(self, request, user_id: str):
+        found = Preference.objects.filter(tenant=request.tenant, user_id=user_id).first()
+        body = {"channels": found.channels, "quiet_hours": found.quiet_hours} if found else {}
+        return Response(PreferenceSerializer({"channels": {}, "quiet_hours": None, **body}).data)
+
+    @extend_schema(request=PreferenceSerializer, responses=PreferenceSerializer)
+    def put(self, request, user_id: str):
+        payload = PreferenceSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        quiet = dict(data["quiet_hours"]) if data["quiet_hours"] else None
+        Preference.objects.update_or_create(
+            tenant=request.tenant,
+            user_id=user_id[:200],
+            defaults={"channels": data["channels"], "quiet_hours": quiet},
+        )
+        return Response(
+            PreferenceSerializer({"channels": data["channels"], "quiet_hours": quiet}).data
+        )

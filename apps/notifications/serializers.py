@@ -2,7 +2,6 @@
 
 import copy
 import json
-import re
 import zoneinfo
 from functools import lru_cache
 
@@ -12,20 +11,14 @@ from rest_framework import serializers
 
 from apps.channels.registry import channel_types, get_backend
 from apps.common.serializers import StrictSerializer
+from apps.common.validators import validate_locale
 from apps.templating.renderer import syntax_error
 from apps.templating.store import UnknownTemplate, current_version
 
 from .models import Delivery, Notification, Priority
 
-LOCALE_PATTERN = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 MAX_RECIPIENTS = 1000
 MAX_CHANNELS = 10
-
-
-def validate_locale(value: str) -> str:
-    if not LOCALE_PATTERN.match(value):
-        raise serializers.ValidationError("Not a locale code such as 'en' or 'de-AT'.")
-    return value
 
 
 def validate_timezone(value: str) -> str:

@@ -11,6 +11,8 @@ class NotificationTemplate(models.Model):
     key = models.SlugField(max_length=100)
     name = models.CharField(max_length=200, blank=True, default="")
     current_version = models.PositiveIntegerField(default=1)
+    # What the admin's preview renders the variants with.
+    sample_context = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -43,6 +43,8 @@ def publish(tenant, key: str, variants: list[dict], name: str | None = None):
     version = TemplateVersion.objects.create(
         template=template, version=template.current_version, variants=variants
     )
+    # Now, and again after commit: a reader between the two may have cached the old one.
+    cache.delete(_current_key(tenant.pk, key))
     transaction.on_commit(lambda: cache.delete(_current_key(tenant.pk, key)))
     return template, version
 

@@ -20,14 +20,19 @@ def task(ids: list[int]) -> list[int]:
     now = timezone.now()
     rows = list(
         Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).values_list(
-            "id", "channel_index", "notification_id"
+            "id", "channel_index", "notification_id", "next_attempt_at"
         )
     )
     # Each notification's channel list once, not once per recipient's delivery.
     channels = dict(
-        Notification.objects.filter(id__in={n for _, _, n in rows}).values_list("id", "channels")
+        Notification.objects.filter(id__in={n for _, _, n, _ in rows}).values_list("id", "channels")
     )
-    delays = {row_id: delay_of(channels[n][index].get("config", {})) for row_id, index, n in rows}
+    # A channel's delay, or longer when preprocessing held the delivery (quiet hours).
+    quiet = {row_id: (until - now).total_seconds() for row_id, _, _, until in rows if until}
+    delays = {
+        row_id: max(delay_of(channels[n][index].get("config", {})), quiet.get(row_id, 0.0))
+        for row_id, index, n, _ in rows
+    }
     if not delays:
         return []
     due = {i: now + timedelta(seconds=d) for i, d in delays.items()}

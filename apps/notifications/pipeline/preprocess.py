@@ -4,10 +4,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Min
+from django.utils import timezone
 
 from apps.channels.registry import is_registered
+from apps.common.rows import update_rows
 
-from ..models import Delivery, DeliveryStatus
+from ..models import Delivery, DeliveryStatus, Notification, Priority
+from ..preferences import preferences_for, quiet_until
 from ..state import end_with_errors, mark_processing, refresh_statuses
 from .stage import stage_task
 
@@ -51,15 +54,57 @@ def rejections(deliveries: list[Delivery]) -> tuple[dict[int, str], dict[int, st
     return failed, suppressed
 
 
+def apply_preferences(deliveries: list[Delivery], now) -> tuple[dict[int, str], dict[int, object]]:
+    """Opted-out channels are suppressed; quiet hours hold a delivery until they end,
+    unless the notification is critical. Returns (suppressed reasons, held until)."""
+    suppressed, held = {}, {}
+    by_tenant: dict[int, list[Delivery]] = {}
+    for delivery in deliveries:
+        if delivery.recipient_id:
+            by_tenant.setdefault(delivery.tenant_id, []).append(delivery)
+    critical = set(
+        Notification.objects.filter(
+            id__in={d.notification_id for d in deliveries}, priority=Priority.CRITICAL
+        ).values_list("id", flat=True)
+    )
+    for tenant_id, members in by_tenant.items():
+        found = preferences_for(tenant_id, {d.recipient_id for d in members})
+        for delivery in members:
+            preference = found.get(delivery.recipient_id)
+            if preference is None:
+                continue
+            if not preference.allows(delivery.channel):
+                suppressed[delivery.id] = f"recipient turned off {delivery.channel}"
+            elif delivery.notification_id not in critical:
+                until = quiet_until(preference.quiet_hours, now)
+                if until is not None:
+                    held[delivery.id] = until
+    return suppressed, held
+
+
 @stage_task("preprocess")
 def task(ids: list[int]) -> list[int]:
     deliveries = list(
         Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).only(
-            "id", "tenant_id", "notification_id", "channel", "dedup_key", "created_at"
+            "id",
+            "tenant_id",
+            "notification_id",
+            "channel",
+            "dedup_key",
+            "created_at",
+            "recipient_id",
         )
     )
     mark_processing(d.notification_id for d in deliveries)
     failed, suppressed = rejections(deliveries)
+    opted_out, held = apply_preferences(deliveries, timezone.now())
+    suppressed.update({i: reason for i, reason in opted_out.items() if i not in failed})
+    if held:
+        update_rows(
+            Delivery,
+            {i: {"next_attempt_at": until} for i, until in held.items()},
+            where={"status": DeliveryStatus.PENDING},
+        )
     end_with_errors(failed, [DeliveryStatus.PENDING], DeliveryStatus.FAILED)
     end_with_errors(suppressed, [DeliveryStatus.PENDING], DeliveryStatus.SUPPRESSED)
     dropped = failed.keys() | suppressed.keys()

@@ -1,11 +1,11 @@
 """Stage 2: render each delivery's subject and body for its recipient and channel."""
 
-from django.template.loader import render_to_string
 from django.utils.html import linebreaks
 
 from apps.channels.base import ChannelError
 from apps.channels.registry import get_backend
 from apps.common.rows import update_rows
+from apps.templating.layout import branded_html
 from apps.templating.renderer import RenderError, build_context, render
 from apps.templating.store import UnknownTemplate, choose_variant, locale_chain, variants_of
 from apps.templating.text import html_to_text
@@ -80,14 +80,8 @@ def email_html(delivery: Delivery, sources: dict, context: dict, config: dict) -
         body_html = render(sources["html_body"], context, html=True)
     else:
         body_html = linebreaks(render(sources.get("body", ""), context, html=True))
-    html = render_to_string(
-        "email/notification.html",
-        {
-            "subject": delivery.subject,
-            "body_html": body_html,
-            "tenant": context["tenant"],
-            "unsubscribe_url": unsubscribe_url_for(delivery),
-        },
+    html = branded_html(
+        delivery.subject, body_html, context["tenant"], unsubscribe_url_for(delivery)
     )
     if config.get("track_opens") or config.get("track_clicks"):
         html = instrument(
