@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.notifications.failover import fail_over
-from apps.notifications.models import Delivery, Notification, RetiredAddress
+from apps.notifications.models import Delivery, Notification, Preference, RetiredAddress
 from notifications_project.devproviders import FakeFcm, FakeTwilio
 from tests.conftest import accept_one, wait_until
 
@@ -180,3 +180,34 @@ def test_transient_twilio_error_is_retried_then_sent(celery_worker, api, twilio,
     assert delivery.provider_message_id in twilio.messages
     codes = list(delivery.attempt_log.order_by("number").values_list("outcome", "response_code"))
     assert codes == [("transient_error", 503), ("transient_error", 429), ("success", 201)]
+
+
+def test_one_click_unsubscribe_end_to_end(celery_worker, api, smtp_sink, settings):
+    settings.PUBLIC_BASE_URL = "http://testserver"
+    body = {
+        "content": "Weekly news",
+        "recipients": [{"user_id": "maria", "email": "maria@example.com"}],
+        "channels": [{"type": "email"}],
+    }
+    settled(api.post(URL, body, format="json").json()["id"])
+    [item] = smtp_sink.wait_for(1)
+    message = item["message"]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = str(message["List-Unsubscribe"]).strip().strip("<>")
+    assert link in message.get_body(("html",)).get_content()
+    path = link.removeprefix("http://testserver")
+    browser = APIClient()
+    page = browser.get(path)
+    assert page.status_code == 200 and b"Stop receiving email" in page.content
+    assert not Preference.objects.exists()  # looking is not unsubscribing
+    done = browser.post(
+        path, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert done.status_code == 200 and b"You are unsubscribed" in done.content
+    assert not Preference.objects.get(user_id="maria").allows("email")
+    again = settled(api.post(URL, {**body, "content": "More news"}, format="json").json()["id"])
+    delivery = Delivery.objects.get(notification=again)
+    assert (delivery.status, delivery.error) == ("suppressed", "recipient turned off email")
+    assert len(smtp_sink.messages) == 1
+    tampered = path[:-3] + ("xx/" if not path.endswith("xx/") else "yy/")
+    assert browser.post(tampered).status_code == 404

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from apps.channels import breaker
 from apps.notifications.models import Delivery
+from apps.templating.store import publish
 from apps.tenants.models import ApiKey, ChannelIntegration, Tenant
 from tests.conftest import accept_one
 
@@ -191,3 +192,24 @@ def test_integration_admin_takes_credentials_and_shows_them_masked(admin_client_
         {"tenant": tenant.pk, "channel": "sms", "new_credentials": '{"account_sid": "x"}'},
     )
     assert refused.status_code == 200 and "Invalid credentials" in refused.content.decode()
+
+
+@pytest.mark.django_db
+def test_template_admin_previews_each_variant_with_sample_context(admin_client_logged_in, tenant):
+    variants = [
+        {
+            "channel": None,
+            "locale": "de",
+            "subject": "Hallo {{ recipient.first_name }}",
+            "body": "{{ 12840|number_format }}",
+        },
+        {"channel": "sms", "locale": "en", "subject": "", "body": "Hi {{ recipient.first_name }}"},
+    ]
+    template, _ = publish(tenant, "welcome", variants)
+    page = admin_client_logged_in.get(
+        f"/admin/templating/notificationtemplate/{template.pk}/change/"
+    )
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "Hallo Maria" in text and "12.840" in text and "Hi Maria" in text
+    assert admin_client_logged_in.get("/admin/templating/notificationtemplate/").status_code == 200

@@ -1,7 +1,6 @@
 """API keys, authentication and tenant isolation."""
 
 import re
-import uuid
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -85,7 +84,7 @@ def _api_routes():
 
 
 def _concrete(route: str, object_id: str) -> str:
-    path = re.sub(r"<uuid:id>|\(\?P<id>[^)]*\)", object_id, route)
+    path = re.sub(r"<uuid:id>|\(\?P<(id|key)>[^)]*\)", object_id, route)
     path = path.replace("^", "").replace("$", "").replace("\\.", ".")
     path = re.sub(r"\(\?P<format>[^)]*\)", "json", path)
     return "/" + path
@@ -100,25 +99,32 @@ def test_every_route_hides_another_tenants_objects(api, other_api, tenant):
         {"channel": "slack", "credentials": {"bot_token": "xoxb-1-abc"}},
         format="json",
     ).json()
+    template = {"key": "welcome", "variants": [{"locale": "en", "body": "hi"}]}
+    assert api.post("/api/v1/templates/", template, format="json").status_code == 201
     ids = {
+        "template": "welcome",
         "notification": str(notification.public_id),
         "api-key": key["id"],
         "integration": integration["id"],
     }
-    object_routes = [r for r in _api_routes() if "<uuid:id>" in r or "(?P<id>" in r]
+    object_routes = [r for r in _api_routes() if re.search(r"<uuid:id>|\(\?P<(id|key)>", r)]
     assert object_routes, "the router exposes no object routes?"
-    for route in object_routes:
-        object_id = next(
-            (v for k, v in ids.items() if route.startswith(f"api/v1/{k}s")), str(uuid.uuid4())
-        )
-        path = _concrete(route, object_id)
-        for method in ("get", "post", "delete"):
-            own = getattr(api, method)(path, format="json").status_code
+    checked = 0
+    # Deletes last, so every route still finds the caller's own objects.
+    for method in ("get", "post", "delete"):
+        for route in object_routes:
+            plain = route.replace("^", "")
+            object_id = next(v for k, v in ids.items() if plain.startswith(f"api/v1/{k}s/"))
+            path = _concrete(route, object_id)
             foreign = getattr(other_api, method)(path, format="json")
+            own = getattr(api, method)(path, format="json").status_code
             if own == 405:
                 continue
+            assert own != 404, (method, path)  # the walk reaches real objects
             assert foreign.status_code == 404, (method, path, foreign.status_code)
             assert foreign.json()["error"]["code"] == "not_found"
+            checked += 1
+    assert checked >= len(object_routes)
     assert api.get(f"/api/v1/notifications/{notification.public_id}/").status_code == 200
-    assert api.get(f"/api/v1/integrations/{integration['id']}/").status_code == 200
+    assert other_api.get("/api/v1/templates/").json()["results"] == []
     assert other_api.get("/api/v1/notifications/").json()["results"] == []

@@ -29,10 +29,12 @@ from .models import Preference
 from .serializers import validate_timezone
 
 _SALT = "notifications.unsubscribe"
+# No timestamp: the same recipient and channel always get the same link.
+_SIGNER = signing.Signer(salt=_SALT)
 
 
 def unsubscribe_url(tenant_id: int, user_id: str, channel: str) -> str:
-    token = signing.dumps({"t": tenant_id, "u": user_id, "c": channel}, salt=_SALT, compress=True)
+    token = _SIGNER.sign_object({"t": tenant_id, "u": user_id, "c": channel}, compress=True)
     return f"{settings.PUBLIC_BASE_URL}/u/{token}/"
 
 
@@ -80,7 +82,7 @@ def opt_out(tenant_id: int, user_id: str, channel: str, reason: str) -> Preferen
 
 def _read(token: str) -> dict:
     try:
-        payload = signing.loads(token, salt=_SALT)
+        payload = _SIGNER.unsign_object(token)
     except signing.BadSignature:
         raise Http404("This unsubscribe link is not valid.") from None
     return payload
