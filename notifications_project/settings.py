@@ -200,6 +200,9 @@ LOST_TASK_GRACE_SECONDS = env_float("LOST_TASK_GRACE_SECONDS", 60.0, minimum=1.0
 # A pending delivery this old lost its pipeline run (a crash between commit and enqueue).
 STALE_PENDING_SECONDS = env_float("STALE_PENDING_SECONDS", 300.0, minimum=1.0)
 DEDUP_WINDOW_SECONDS = env_int("DEDUP_WINDOW_SECONDS", 300, minimum=0)
+# Notifications sharing metadata.digest_key to one recipient within this window are sent
+# as one digest message when the window ends.
+DIGEST_WINDOW_SECONDS = env_int("DIGEST_WINDOW_SECONDS", 300, minimum=1)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 # --- Channels -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from apps.notifications.digest import due_leaders
 from apps.notifications.models import Delivery, Notification, Preference
 from apps.notifications.pipeline import STAGES
 from apps.notifications.preferences import quiet_until
@@ -356,3 +357,71 @@ def test_send_at_is_held_in_the_database_not_the_broker(api):
     assert broker.llen("pipeline") == 1  # its pipeline chain, handed over when due
     notification.refresh_from_db()
     assert notification.status == "accepted"
+
+
+def run_pipeline(ids):
+    for stage in STAGES:
+        ids = stage(ids)
+    return ids
+
+
+def digest_notification(api, what, template=None):
+    body = {
+        "recipients": [{"user_id": "ops-lead", "email": "lead@example.com"}],
+        "channels": [{"type": "email"}],
+        "metadata": {"digest_key": "deploys", "what": what},
+    }
+    body.update(
+        {"template": template}
+        if template
+        else {"title": "Deploys", "content": "Deployed {{ what }}"}
+    )
+    notification = Notification.objects.get(
+        public_id=api.post(NOTIFY, body, format="json").json()["id"]
+    )
+    return list(notification.deliveries.values_list("id", flat=True))
+
+
+@pytest.mark.parametrize("with_template", [False, True])
+def test_digest_merges_notifications_to_one_recipient_within_the_window(
+    api, settings, with_template
+):
+    settings.DIGEST_WINDOW_SECONDS = 1
+    template = None
+    if with_template:
+        template = "deploy-digest"
+        variants = [
+            {
+                "locale": "en",
+                "subject": "{{ digest|length }} deploys",
+                "body": "{% for item in digest %}- {{ item.metadata.what }}\n{% endfor %}",
+            }
+        ]
+        assert (
+            api.post(TEMPLATES, {"key": template, "variants": variants}, format="json").status_code
+            == 201
+        )
+    [first] = digest_notification(api, "api v1", template)
+    assert run_pipeline([first]) == []  # held for the window
+    [second] = digest_notification(api, "web v7", template)
+    [third] = digest_notification(api, "worker v3", template)
+    assert run_pipeline([second, third]) == []
+    merged = Delivery.objects.filter(id__in=[second, third])
+    assert {(d.status, d.digest_into_id) for d in merged} == {("suppressed", first)}
+    assert Delivery.objects.get(id=first).status == "pending"
+
+    assert release_scheduled()["digests"] == 0  # the window is still open
+    time.sleep(1.1)
+    assert due_leaders(timezone.now()) == [first]
+    assert run_pipeline([first]) == [first]
+    leader = Delivery.objects.get(id=first)
+    assert leader.status == "queued"
+    if with_template:
+        assert leader.subject == "3 deploys"
+        assert leader.body == "- api v1\n- web v7\n- worker v3\n"
+    else:
+        assert leader.subject == "Deploys (+2 more)"
+        assert leader.body == "Deployed api v1\n\nDeployed web v7\n\nDeployed worker v3"
+    [later] = digest_notification(api, "cron v2", template)
+    assert run_pipeline([later]) == []  # a new window, led by the new one
+    assert Delivery.objects.get(id=later).digest_into_id is None

@@ -113,6 +113,12 @@ class Delivery(models.Model):
     fallback_for = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks"
     )
+    # Notifications with the same metadata.digest_key to one recipient and channel are
+    # merged: the first is held for the window, later ones point at it (digest_into).
+    digest_key = models.CharField(max_length=64, blank=True, default="")
+    digest_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="digest_members"
+    )
     # Price of the send (per unit, e.g. SMS segments) from DELIVERY_PRICES.
     cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -133,6 +139,9 @@ class Delivery(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="delivery_status_next"),
             models.Index(fields=["status", "dispatched_at"], name="delivery_status_dispatched"),
             models.Index(fields=["claim_token"], name="delivery_claim_token"),
+            models.Index(
+                fields=["tenant", "recipient_id", "channel", "digest_key"], name="delivery_digest"
+            ),
         ]
 
     def __str__(self) -> str:

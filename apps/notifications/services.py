@@ -52,6 +52,11 @@ def _dedup_key(tenant_id: int, data: dict, recipient: dict, channel: dict, addre
     )
 
 
+def _digest_key(data: dict) -> str:
+    key = (data.get("metadata") or {}).get("digest_key")
+    return hashlib.sha256(str(key).encode()).hexdigest() if key not in (None, "") else ""
+
+
 def _build_notification(tenant: Tenant, data: dict, now) -> Notification:
     send_at = data.get("send_at")
     scheduled = send_at is not None and send_at > now
@@ -88,6 +93,7 @@ def _build_deliveries(tenant: Tenant, notification: Notification, data: dict) ->
                     channel_index=channel_index,
                     address=address or "",
                     dedup_key=_dedup_key(tenant.pk, data, recipient, channel, address or ""),
+                    digest_key=_digest_key(data),
                 )
             )
     return deliveries

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.channels.retry import max_attempts
 
+from . import digest
 from .models import Delivery, DeliveryStatus, IdempotencyRecord, Notification, NotificationStatus
 from .pipeline import start_pipeline
 from .pipeline.deliver import enqueue_by_channel
@@ -122,7 +123,15 @@ def release_scheduled() -> dict[str, int]:
     return {
         "notifications": release_due_notifications(now),
         "deliveries": release_held_deliveries(now),
+        "digests": release_due_digests(now),
     }
+
+
+def release_due_digests(now) -> int:
+    leaders = digest.due_leaders(now)
+    if leaders:
+        start_pipeline(leaders)
+    return len(leaders)
 
 
 @shared_task(name="notifications.purge_idempotency_keys")

@@ -9,6 +9,7 @@ from django.utils import timezone
 from apps.channels.registry import is_registered
 from apps.common.rows import update_rows
 
+from .. import digest
 from ..models import Delivery, DeliveryStatus, Notification, Priority
 from ..preferences import preferences_for, quiet_until
 from ..state import end_with_errors, mark_processing, refresh_statuses
@@ -93,12 +94,28 @@ def task(ids: list[int]) -> list[int]:
             "dedup_key",
             "created_at",
             "recipient_id",
+            "digest_key",
         )
     )
     mark_processing(d.notification_id for d in deliveries)
+    now = timezone.now()
     failed, suppressed = rejections(deliveries)
-    opted_out, held = apply_preferences(deliveries, timezone.now())
+    opted_out, held = apply_preferences(deliveries, now)
     suppressed.update({i: reason for i, reason in opted_out.items() if i not in failed})
+    live = [d for d in deliveries if d.id not in failed and d.id not in suppressed]
+    merged, holding = digest.group(live, now)
+    if merged:
+        update_rows(Delivery, {i: {"digest_into": leader} for i, leader in merged.items()})
+        suppressed.update(
+            {i: f"merged into the digest of delivery #{lead}" for i, lead in merged.items()}
+        )
+    if holding:
+        leaders = {d.id: digest.hold_until(d) for d in live if d.id in holding}
+        update_rows(
+            Delivery,
+            {i: {"next_attempt_at": until} for i, until in leaders.items()},
+            where={"status": DeliveryStatus.PENDING},
+        )
     if held:
         update_rows(
             Delivery,
@@ -110,4 +127,5 @@ def task(ids: list[int]) -> list[int]:
     dropped = failed.keys() | suppressed.keys()
     if dropped:
         refresh_statuses({d.notification_id for d in deliveries if d.id in dropped})
-    return [d.id for d in deliveries if d.id not in dropped]
+    # Digest leaders wait, pending, for their window to end (beat starts them again).
+    return [d.id for d in deliveries if d.id not in dropped and d.id not in holding]

@@ -10,6 +10,7 @@ from apps.templating.renderer import RenderError, build_context, render
 from apps.templating.store import UnknownTemplate, choose_variant, locale_chain, variants_of
 from apps.templating.text import html_to_text
 
+from .. import digest
 from ..models import Delivery, DeliveryStatus
 from ..preferences import unsubscribe_url_for
 from ..state import end_with_errors, refresh_statuses
@@ -17,11 +18,12 @@ from ..tracking import instrument
 from .stage import stage_task
 
 
-def context_for(delivery: Delivery, locale: str) -> dict:
+def context_for(delivery: Delivery, locale: str, extra: dict | None = None) -> dict:
     notification = delivery.notification
     tenant = notification.tenant
     recipient = notification.recipients[delivery.recipient_index]
     return build_context(
+        extra=extra,
         recipient=recipient,
         notification_id=str(notification.public_id),
         priority=notification.priority,
@@ -65,21 +67,41 @@ def render_delivery(delivery: Delivery) -> None:
     backend = get_backend(delivery.channel)
     config = notification.channels[delivery.channel_index].get("config", {})
     sources, locale = sources_for(delivery, config)
-    context = context_for(delivery, locale)
+    items = digest.items_for(delivery) if delivery.digest_key else []
+    context = context_for(delivery, locale, {"digest": items} if items else None)
+    if len(items) > 1 and not (config.get("template") or notification.template_key):
+        render_inline_digest(delivery, backend, config, context, items)
+        return
     delivery.subject = render(sources.get("subject", ""), context)
     text = render(sources.get("body", ""), context)
     if backend.wants_html:
-        delivery.html_body = email_html(delivery, sources, context, config)
-        text = text or html_to_text(render(sources.get("html_body", ""), context, html=True))
+        if sources.get("html_body"):
+            body_html = render(sources["html_body"], context, html=True)
+        else:
+            body_html = linebreaks(render(sources.get("body", ""), context, html=True))
+        delivery.html_body = email_html(delivery, body_html, context, config)
+        text = text or html_to_text(body_html)
     delivery.body = backend.fit(text, config)
 
 
-def email_html(delivery: Delivery, sources: dict, context: dict, config: dict) -> str:
+def render_inline_digest(delivery, backend, config, context, items: list[dict]) -> None:
+    """Without a template, a digest is each merged notification's content in turn,
+    rendered with its own metadata; a template would get the list as `digest`."""
+    title = render(delivery.notification.title, context) or "Updates"
+    delivery.subject = f"{title} (+{len(items) - 1} more)"
+    parts = [render(item["content"], {**context, **item["metadata"]}) for item in items]
+    text = "\n\n".join(parts)
+    if backend.wants_html:
+        escaped = [
+            linebreaks(render(item["content"], {**context, **item["metadata"]}, html=True))
+            for item in items
+        ]
+        delivery.html_body = email_html(delivery, "<hr>".join(escaped), context, config)
+    delivery.body = backend.fit(text, config)
+
+
+def email_html(delivery: Delivery, body_html: str, context: dict, config: dict) -> str:
     """The HTML body in the tenant's branded layout, with tracking when asked for."""
-    if sources.get("html_body"):
-        body_html = render(sources["html_body"], context, html=True)
-    else:
-        body_html = linebreaks(render(sources.get("body", ""), context, html=True))
     html = branded_html(
         delivery.subject, body_html, context["tenant"], unsubscribe_url_for(delivery)
     )
