@@ -125,6 +125,45 @@ def send_examples(client: httpx.Client, providers: Providers) -> list[str]:
             "metadata": {"rate": "7.2%", "service": "payments", "since": "09:41 UTC"},
         },
     ]
+    template = {
+        "key": "order-shipped",
+        "variants": [
+            {
+                "locale": "en",
+                "subject": "Order {{ order_id }} shipped",
+                "body": "{{ total|format_currency('EUR') }}, "
+                "shipped {{ at|format_datetime('short') }}",
+            },
+            {
+                "locale": "de",
+                "subject": "Bestellung {{ order_id }} versandt",
+                "body": "{{ total|format_currency('EUR') }}, "
+                "versandt {{ at|format_datetime('short') }}",
+            },
+        ],
+    }
+    client.post("/api/v1/templates/", json=template).raise_for_status()
+    examples.append(
+        {
+            "template": "order-shipped",
+            "recipients": [
+                {
+                    "user_id": "jonas",
+                    "email": "jonas@example.de",
+                    "locale": "de",
+                    "timezone": "Europe/Berlin",
+                },
+                {
+                    "user_id": "amy",
+                    "email": "amy@example.com",
+                    "locale": "en-US",
+                    "timezone": "America/New_York",
+                },
+            ],
+            "channels": [{"type": "email"}],
+            "metadata": {"order_id": "B-204", "total": "1234.5", "at": "2026-11-27T08:30:00Z"},
+        }
+    )
     ids = []
     for body in examples:
         response = client.post("/api/v1/notifications/", json=body)
