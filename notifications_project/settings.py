@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "apps.channels",
     "apps.templating",
     "apps.notifications",
+    "apps.escalation",
 ]
 
 MIDDLEWARE = [
@@ -144,6 +145,7 @@ CELERY_TASK_QUEUES = [
     Queue("deliver.teams"),
     Queue("deliver.push"),
     Queue("deliver.webhook"),
+    Queue("escalation"),
 ]
 CELERY_TASK_DEFAULT_QUEUE = "pipeline"
 CELERY_TASK_ROUTES = ("apps.common.routing.route_task",)
@@ -155,6 +157,8 @@ TASK_QUEUE_ROUTES = {
     "notifications.sweep": "maintenance",
     "notifications.release_scheduled": "maintenance",
     "notifications.purge_idempotency_keys": "maintenance",
+    "escalation.fire_level": "escalation",
+    "escalation.audit": "escalation",
     "celery.ping": "maintenance",
     "celery.chain": "pipeline",
     "celery.group": "pipeline",
@@ -167,7 +171,15 @@ TASK_QUEUE_ROUTES = {
     "celery.backend_cleanup": "maintenance",
 }
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 15.0, minimum=1.0)
+# The escalation auditor: how often it looks, and how late a level must be before it
+# fires it itself (its task should have run by then).
+ESCALATION_AUDIT_SECONDS = env_float("ESCALATION_AUDIT_SECONDS", 2.0, minimum=0.5)
+ESCALATION_AUDIT_GRACE_SECONDS = env_float("ESCALATION_AUDIT_GRACE_SECONDS", 2.0, minimum=0.0)
 CELERY_BEAT_SCHEDULE = {
+    "audit-escalations": {
+        "task": "escalation.audit",
+        "schedule": ESCALATION_AUDIT_SECONDS,
+    },
     "sweep-stuck-deliveries": {
         "task": "notifications.sweep",
         "schedule": SWEEP_INTERVAL_SECONDS,
@@ -220,6 +232,8 @@ TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
 TWILIO_API_BASE = env_url("TWILIO_API_BASE", {"http", "https"})
 SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")
 SLACK_API_BASE = env_url("SLACK_API_BASE", {"http", "https"})
+# Verifies Slack's interactive callbacks (the acknowledge/resolve buttons).
+SLACK_SIGNING_SECRET = env_str("SLACK_SIGNING_SECRET", "")
 FCM_CREDENTIALS_FILE = env_str("FCM_CREDENTIALS_FILE", "")
 FCM_API_BASE = env_url("FCM_API_BASE", {"http", "https"})
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 10.0, minimum=0.1)

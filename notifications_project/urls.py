@@ -4,6 +4,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from apps.common import errors, health
+from apps.escalation.api import (
+    ContactViewSet,
+    EscalationPolicyViewSet,
+    EscalationViewSet,
+    SlackInteractionView,
+    action_link,
+)
 from apps.notifications import preferences, tracking
 from apps.notifications.api import NotificationViewSet
 from apps.notifications.callbacks import TwilioStatusCallbackView
@@ -15,10 +22,18 @@ router.register("notifications", NotificationViewSet, basename="notification")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("templates", TemplateViewSet, basename="template")
+router.register("contacts", ContactViewSet, basename="contact")
+router.register("escalation-policies", EscalationPolicyViewSet, basename="escalation-policy")
+router.register("escalations", EscalationViewSet, basename="escalation")
 
 api_v1 = [
     path("tenant/", TenantView.as_view(), name="tenant"),
     path("preferences/<str:user_id>/", preferences.PreferenceView.as_view(), name="preferences"),
+    path(
+        "callbacks/slack/interactive/",
+        SlackInteractionView.as_view(),
+        name="slack-interactive-callback",
+    ),
     path(
         "callbacks/twilio/<uuid:delivery_id>/",
         TwilioStatusCallbackView.as_view(),
@@ -37,6 +52,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("t/o/<str:token>.gif", tracking.opened, name="track-open"),
     path("u/<str:token>/", preferences.unsubscribe, name="unsubscribe"),
+    path("e/<str:code>/", action_link, name="escalation-action"),
     path("t/c/<str:token>", tracking.clicked, name="track-click"),
 ]
 

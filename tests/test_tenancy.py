@@ -84,7 +84,7 @@ def _api_routes():
 
 
 def _concrete(route: str, object_id: str) -> str:
-    path = re.sub(r"<uuid:id>|\(\?P<(id|key)>[^)]*\)", object_id, route)
+    path = re.sub(r"<uuid:id>|\(\?P<(id|key|user_id|name)>[^)]*\)", object_id, route)
     path = path.replace("^", "").replace("$", "").replace("\\.", ".")
     path = re.sub(r"\(\?P<format>[^)]*\)", "json", path)
     return "/" + path
@@ -101,13 +101,36 @@ def test_every_route_hides_another_tenants_objects(api, other_api, tenant):
     ).json()
     template = {"key": "welcome", "variants": [{"locale": "en", "body": "hi"}]}
     assert api.post("/api/v1/templates/", template, format="json").status_code == 201
+    api.post(
+        "/api/v1/contacts/",
+        {"user_id": "ann", "role": "sre", "email": "a@example.com"},
+        format="json",
+    )
+    policy = {"name": "oncall", "levels": [{"target_roles": ["sre"], "channels": ["email"]}]}
+    assert api.post("/api/v1/escalation-policies/", policy, format="json").status_code == 201
+    escalated = api.post(
+        "/api/v1/notifications/",
+        {
+            "content": "down",
+            "recipients": [],
+            "channels": [{"type": "email"}],
+            "escalation": {"policy": "oncall"},
+        },
+        format="json",
+    ).json()
+    escalation_id = api.get(f"/api/v1/notifications/{escalated['id']}/").json()["escalation"]
     ids = {
+        "contact": "ann",
+        "escalation-policie": "oncall",
+        "escalation": escalation_id,
         "template": "welcome",
         "notification": str(notification.public_id),
         "api-key": key["id"],
         "integration": integration["id"],
     }
-    object_routes = [r for r in _api_routes() if re.search(r"<uuid:id>|\(\?P<(id|key)>", r)]
+    object_routes = [
+        r for r in _api_routes() if re.search(r"<uuid:id>|\(\?P<(id|key|user_id|name)>", r)
+    ]
     assert object_routes, "the router exposes no object routes?"
     checked = 0
     # Deletes last, so every route still finds the caller's own objects.

@@ -5,16 +5,22 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from apps.escalation import services as escalation_services
+from apps.escalation.models import TimelineEntry
 from apps.notifications.models import Delivery
 from apps.notifications.tasks import sweep
 from notifications_project.devsinks import WebhookReceiver
 from tests.conftest import accept_one, wait_until
+from tests.test_escalation import fired_levels, mail_to
+from tests.test_escalation import policy as escalation_policy
+from tests.test_escalation import trigger as trigger_escalation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +28,9 @@ RECORD_GROUP = 5
 CONCURRENCY = 4
 
 
-def start_worker_process(tmp_path, name):
+def start_worker_process(tmp_path, name, **extra_env):
     env = {
+        **extra_env,
         **os.environ,
         "DATABASE_URL": _database_url(),
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
@@ -31,6 +38,7 @@ def start_worker_process(tmp_path, name):
         "DELIVERY_RECORD_GROUP": str(RECORD_GROUP),
         "DELIVERY_BATCH_SIZE": "40",
     }
+    env.update(extra_env)
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [
@@ -106,3 +114,33 @@ def test_sigkill_mid_batch_loses_nothing_and_repeats_only_in_flight(tenant, tmp_
         if second is not None:
             kill_hard(second)
         receiver.stop()
+
+
+# No in-process worker in this module: only the killed one and its replacement consume.
+def test_worker_killed_while_a_level_is_pending_still_fires_it_once(api, tmp_path, smtp_sink):
+    escalation_policy(api, second_delay=4)
+    doomed = start_worker_process(tmp_path, "doomed", EMAIL_URL=smtp_sink.url)
+    restarted = None
+    try:
+        escalation = trigger_escalation(api)
+        wait_until(lambda: fired_levels(escalation) == [1], timeout=30)
+        time.sleep(0.5)  # the worker now holds level 2's countdown message, unacknowledged
+        kill_hard(doomed)
+        restarted = start_worker_process(tmp_path, "restarted", EMAIL_URL=smtp_sink.url)
+        wait_until(
+            lambda: escalation_services.audit()["overdue_fired"] == 1, timeout=30, interval=0.5
+        )
+        assert escalation_services.audit()["overdue_fired"] == 0
+        wait_until(lambda: mail_to(smtp_sink, "mgr1@example.com"), timeout=30)
+        escalation.refresh_from_db()
+        assert fired_levels(escalation) == [1, 2]
+        sources = TimelineEntry.objects.filter(escalation=escalation, level=2).values_list(
+            "detail__source", flat=True
+        )
+        assert list(sources) == ["auditor"]
+        time.sleep(1)
+        assert len(mail_to(smtp_sink, "mgr1@example.com")) == 1
+    finally:
+        for process in (doomed, restarted):
+            if process is not None and process.poll() is None:
+                kill_hard(process)

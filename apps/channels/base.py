@@ -51,6 +51,8 @@ class OutboundMessage:
     credentials: dict = field(default_factory=dict)
     # A one-click unsubscribe URL (RFC 8058) for this recipient and channel, if any.
     unsubscribe_url: str = ""
+    # Buttons a channel can show (Slack; push data): {"action", "code", "url"} each.
+    actions: list = field(default_factory=list)
 
 
 @dataclass

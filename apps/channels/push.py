@@ -97,6 +97,8 @@ def fcm_message(message, token: str) -> messaging.Message:
     data = {"notification_id": message.notification_id, "delivery_id": message.delivery_id}
     if config.get("deep_link"):
         data["deep_link"] = config["deep_link"]
+    for action in message.actions:  # the app shows these as notification actions
+        data[f"{action['action']}_url"] = action["url"]
     urgent = message.priority in ("high", "critical")
     with warnings.catch_warnings():
         # 7.x prefers `fid` (installation ids); apps hand us registration tokens.

@@ -81,6 +81,22 @@ def blocks_for(message) -> tuple[str, list[dict]]:
             {"type": "header", "text": {"type": "plain_text", "text": message.subject[:150]}}
         )
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000] or " "}})
+    if message.actions:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": f"escalation_{a['action']}",
+                        "text": {"type": "plain_text", "text": a["action"].capitalize()},
+                        "value": a["code"],
+                        **({"style": "primary"} if a["action"] == "acknowledge" else {}),
+                    }
+                    for a in message.actions
+                ],
+            }
+        )
     fallback = f"{message.subject}: {text}" if message.subject else text
     return fallback[:4000], blocks
 

@@ -56,6 +56,8 @@ class Notification(models.Model):
     title = models.TextField(blank=True, default="")
     content = models.TextField(blank=True, default="")
     template_key = models.CharField(max_length=100, blank=True, default="")
+    # Whether an escalation drives it (the escalation app holds the rest).
+    has_escalation = models.BooleanField(default=False)
     # The template version current when the notification was accepted.
     template_version = models.PositiveIntegerField(null=True, blank=True)
     locale = models.CharField(max_length=16, blank=True, default="")

@@ -15,6 +15,7 @@ from apps.common.validators import validate_locale
 from apps.templating.renderer import syntax_error
 from apps.templating.store import UnknownTemplate, current_version
 
+from . import extensions
 from .models import Delivery, Notification, Priority
 
 MAX_RECIPIENTS = 1000
@@ -125,7 +126,8 @@ class NotificationInSerializer(StrictSerializer):
     template = serializers.CharField(required=False, max_length=100)
     locale = serializers.CharField(required=False, max_length=16, validators=[validate_locale])
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
-    recipients = RecipientSerializer(many=True, allow_empty=False, max_length=MAX_RECIPIENTS)
+    # May be empty only for an escalation, whose levels name their own contacts.
+    recipients = RecipientSerializer(many=True, allow_empty=True, max_length=MAX_RECIPIENTS)
     channels = ChannelSerializer(many=True, allow_empty=False, max_length=MAX_CHANNELS)
     metadata = serializers.DictField(required=False, default=dict)
     send_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -140,12 +142,13 @@ class NotificationInSerializer(StrictSerializer):
         return value
 
     def validate_escalation(self, value):
-        name = value.get("policy") if isinstance(value, dict) else None
-        raise serializers.ValidationError(
-            f"Unknown escalation policy {name!r}." if name else "Escalation is not available."
-        )
+        if extensions.escalations is None:
+            raise serializers.ValidationError("Escalation is not available.")
+        return extensions.escalations.validate(self.context.get("tenant"), value)
 
     def validate(self, attrs):
+        if not attrs["recipients"] and not attrs.get("escalation"):
+            raise serializers.ValidationError({"recipients": ["This list may not be empty."]})
         if not (attrs.get("title") or attrs.get("content") or attrs.get("template")):
             raise serializers.ValidationError(
                 {"content": ["Give content (or title), or a template."]}
@@ -267,7 +270,9 @@ class NotificationOutSerializer(serializers.ModelSerializer):
         )
 
     def get_escalation(self, notification) -> str | None:
-        return None
+        if not notification.has_escalation or extensions.escalations is None:
+            return None
+        return extensions.escalations.public_id(notification)
 
 
 class NotificationListSerializer(serializers.ModelSerializer):

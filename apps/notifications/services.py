@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.channels.registry import get_backend
 from apps.tenants.models import Tenant
 
-from . import metrics
+from . import extensions, metrics
 from .models import (
     CANCELLABLE_DELIVERY_STATUSES,
     Delivery,
@@ -68,6 +68,7 @@ def _build_notification(tenant: Tenant, data: dict, now) -> Notification:
         content=data.get("content", ""),
         template_key=data.get("template", ""),
         template_version=data.get("template_version"),
+        has_escalation=bool(data.get("escalation")),
         locale=data.get("locale", ""),
         recipients=data["recipients"],
         channels=data["channels"],
@@ -114,6 +115,9 @@ def accept(tenant: Tenant, items: list[dict]) -> list[tuple[Notification, int]]:
         deliveries = Delivery.objects.bulk_create(
             [delivery for group in per_notification for delivery in group], batch_size=2000
         )
+        for notification, data in zip(notifications, items, strict=True):
+            if data.get("escalation") and extensions.escalations is not None:
+                extensions.escalations.start(notification, data["escalation"])
         ready = [d.pk for d in deliveries if d.notification.status == NotificationStatus.ACCEPTED]
         if ready:
             transaction.on_commit(lambda: start_pipeline(ready))
@@ -168,3 +172,79 @@ def cancel(notification: Notification) -> int:
         ).update(status=NotificationStatus.PROCESSING)
         refresh_statuses([notification.pk])
     return count
+
+
+def add_recipients(notification_id: int, recipients: list[dict], channel_types: list[str]):
+    """Reach more people with an accepted notification (an escalation level): each
+    recipient on each channel once, however often this is called; a recipient already
+    on the notification with the same user_id is not added twice. Returns the new
+    deliveries' ids; their pipeline starts when the transaction commits."""
+    with transaction.atomic():
+        notification = Notification.objects.select_for_update().get(pk=notification_id)
+        channel_index = _indices(notification.channels, channel_types)
+        recipient_index = _recipient_indices(notification.recipients, recipients)
+        wanted = [
+            (recipient_index[i], channel_index[t], recipient, t)
+            for i, recipient in enumerate(recipients)
+            for t in channel_types
+        ]
+        existing = set(
+            Delivery.objects.filter(notification=notification).values_list(
+                "recipient_index", "channel_index"
+            )
+        )
+        fresh = [
+            _escalation_delivery(notification, r_index, c_index, recipient, channel)
+            for r_index, c_index, recipient, channel in wanted
+            if (r_index, c_index) not in existing
+        ]
+        fresh = [d for d in fresh if d.address]
+        notification.status = NotificationStatus.PROCESSING
+        notification.save(update_fields=["recipients", "channels", "status", "updated_at"])
+        created = Delivery.objects.bulk_create(fresh, ignore_conflicts=True)
+        ids = list(
+            Delivery.objects.filter(
+                notification=notification, public_id__in=[d.public_id for d in created]
+            ).values_list("id", flat=True)
+        )
+        if ids:
+            transaction.on_commit(lambda: start_pipeline(ids))
+    return ids
+
+
+def _indices(channels: list[dict], types: list[str]) -> dict[str, int]:
+    primary = [(i, c) for i, c in enumerate(channels) if not c.get("config", {}).get("fallback")]
+    found = {c["type"]: i for i, c in primary}
+    for channel_type in types:
+        if channel_type not in found:
+            channels.append({"type": channel_type, "config": {}})
+            found[channel_type] = len(channels) - 1
+    return found
+
+
+def _recipient_indices(existing: list[dict], recipients: list[dict]) -> dict[int, int]:
+    by_user = {r.get("user_id"): i for i, r in enumerate(existing) if r.get("user_id")}
+    indices = {}
+    for i, recipient in enumerate(recipients):
+        user_id = recipient.get("user_id")
+        if user_id in by_user:
+            indices[i] = by_user[user_id]
+        else:
+            existing.append(recipient)
+            indices[i] = by_user[user_id] = len(existing) - 1
+    return indices
+
+
+def _escalation_delivery(notification, r_index, c_index, recipient, channel) -> Delivery:
+    address = get_backend(channel).address_for(recipient, {}) or ""
+    return Delivery(
+        tenant_id=notification.tenant_id,
+        notification=notification,
+        recipient_index=r_index,
+        recipient_id=recipient.get("user_id", ""),
+        channel=channel,
+        channel_index=c_index,
+        address=address,
+        # Each level's message is its own; never a duplicate of an earlier one.
+        dedup_key=canonical_hash(["escalation", str(notification.public_id), r_index, c_index]),
+    )

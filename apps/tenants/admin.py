@@ -9,7 +9,7 @@ from apps.channels.registry import get_backend
 from apps.channels.testsend import describe, send_test
 
 from .api import integration_channels
-from .models import ApiKey, ChannelIntegration, Tenant
+from .models import ApiKey, ChannelIntegration, Contact, Tenant
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -137,3 +137,10 @@ class ChannelIntegrationAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if result["ok"] else messages.ERROR
             detail = result.get("provider_message_id") or result.get("error")
             self.message_user(request, f"{integration}: {detail}", level)
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ("user_id", "name", "role", "tenant", "email", "phone")
+    list_filter = ("tenant", "role")
+    search_fields = ("user_id", "name", "email", "tenant__slug")

@@ -120,3 +120,38 @@ class ChannelIntegration(models.Model):
 
     def credentials(self) -> dict:
         return decrypt(self.encrypted_credentials)
+
+
+class Contact(models.Model):
+    """A person escalations can reach (an on-call member), addressed by user_id."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contacts")
+    user_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, blank=True, default="")
+    role = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    email = models.EmailField(max_length=254, blank=True, default="")
+    phone = models.CharField(max_length=20, blank=True, default="")
+    slack_id = models.CharField(max_length=100, blank=True, default="")
+    push_tokens = models.JSONField(default=list, blank=True)
+    timezone = models.CharField(max_length=64, blank=True, default="")
+    locale = models.CharField(max_length=16, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("user_id",)
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user_id"], name="contact_tenant_user")
+        ]
+
+    def __str__(self) -> str:
+        return self.user_id
+
+    def as_recipient(self) -> dict:
+        """The contact in the shape of a notification recipient."""
+        fields = ("user_id", "email", "phone", "slack_id", "push_tokens", "timezone", "locale")
+        recipient = {f: getattr(self, f) for f in fields if getattr(self, f)}
+        if self.name or self.metadata:
+            recipient["metadata"] = {**({"name": self.name} if self.name else {}), **self.metadata}
+        return recipient

@@ -22,7 +22,7 @@ from apps.channels.retry import backoff_seconds, max_attempts
 from apps.common.routing import DELIVER_TASK
 from apps.common.rows import update_rows
 
-from .. import metrics
+from .. import extensions, metrics
 from ..failover import fail_over
 from ..models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
 from ..preferences import unsubscribe_url_for
@@ -69,7 +69,19 @@ def message_for(delivery: Delivery, credentials: dict, address: str) -> Outbound
             "signing_secret": notification.tenant.webhook_signing_secret,
         },
         unsubscribe_url=unsubscribe_url_for(delivery) if delivery.channel == "email" else "",
+        actions=actions_for(delivery),
     )
+
+
+def actions_for(delivery: Delivery) -> list[dict]:
+    if not delivery.notification.has_escalation or extensions.escalations is None:
+        return []
+    links = extensions.escalations.render_extra(delivery).get("escalation", {})
+    return [
+        {"action": name, "code": links[f"{name}_code"], "url": links[f"{name}_url"]}
+        for name in ("acknowledge", "resolve")
+        if f"{name}_code" in links
+    ]
 
 
 def price_of(channel: str, units: int) -> Decimal | None:

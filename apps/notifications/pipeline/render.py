@@ -10,7 +10,7 @@ from apps.templating.renderer import RenderError, build_context, render
 from apps.templating.store import UnknownTemplate, choose_variant, locale_chain, variants_of
 from apps.templating.text import html_to_text
 
-from .. import digest
+from .. import digest, extensions
 from ..models import Delivery, DeliveryStatus
 from ..preferences import unsubscribe_url_for
 from ..state import end_with_errors, refresh_statuses
@@ -68,12 +68,19 @@ def render_delivery(delivery: Delivery) -> None:
     config = notification.channels[delivery.channel_index].get("config", {})
     sources, locale = sources_for(delivery, config)
     items = digest.items_for(delivery) if delivery.digest_key else []
-    context = context_for(delivery, locale, {"digest": items} if items else None)
+    extra = {"digest": items} if items else {}
+    if notification.has_escalation and extensions.escalations is not None:
+        extra.update(extensions.escalations.render_extra(delivery))
+    context = context_for(delivery, locale, extra)
     if len(items) > 1 and not (config.get("template") or notification.template_key):
         render_inline_digest(delivery, backend, config, context, items)
         return
     delivery.subject = render(sources.get("subject", ""), context)
     text = render(sources.get("body", ""), context)
+    links = extra.get("escalation")
+    if links and not (config.get("template") or notification.template_key):
+        # Inline content gets the one-click links; a template places them itself.
+        text += f"\n\nAcknowledge: {links['acknowledge_url']}\nResolve: {links['resolve_url']}"
     if backend.wants_html:
         if sources.get("html_body"):
             body_html = render(sources["html_body"], context, html=True)
