@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup run demo test lint format migrate bench schema clean
+.PHONY: setup run demo test lint format migrate bench bench-escalation schema clean
 
 setup: $(VENV)/.installed
 
@@ -17,7 +17,7 @@ migrate: setup
 	$(BIN)/python manage.py migrate --noinput
 
 run: setup migrate
-	$(BIN)/honcho start web worker beat
+	$(BIN)/honcho start web worker beat escalation
 
 demo: setup
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
@@ -39,6 +39,9 @@ schema: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+bench-escalation: setup
+	$(BIN)/python scripts/bench_escalation.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache

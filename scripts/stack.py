@@ -83,7 +83,9 @@ class Stack:
             "4",
         )
 
-    def start_worker(self, concurrency: int = 2, events: bool = False, name: str = "worker"):
+    def start_worker(
+        self, concurrency: int = 2, events: bool = False, name: str = "worker", queues: str = ""
+    ):
         command = [
             str(BIN / "celery"),
             "-A",
@@ -96,7 +98,7 @@ class Stack:
             "--hostname",
             f"{name}@%h",
         ]
-        self.start(name, *command, *(["-E"] if events else []))
+        self.start(name, *command, *(["-E"] if events else []), *(["-Q", queues] if queues else []))
 
     def start_beat(self) -> None:
         self.start(
