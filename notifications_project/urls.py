@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from apps.audit.api import AuditViewSet
 from apps.common import errors, health
 from apps.escalation.api import (
     ContactViewSet,
@@ -25,6 +26,7 @@ router.register("templates", TemplateViewSet, basename="template")
 router.register("contacts", ContactViewSet, basename="contact")
 router.register("escalation-policies", EscalationPolicyViewSet, basename="escalation-policy")
 router.register("escalations", EscalationViewSet, basename="escalation")
+router.register("audit", AuditViewSet, basename="audit")
 
 api_v1 = [
     path("tenant/", TenantView.as_view(), name="tenant"),

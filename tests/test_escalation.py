@@ -211,7 +211,7 @@ def test_every_failed_receipt_escalates_at_once(celery_worker, api, settings, sm
             lambda: Delivery.objects.filter(
                 notification=escalation.notification, status="failed"
             ).exists(),
-            timeout=15,
+            timeout=40,
         )
         assert services.audit()["escalated_on_receipts"] == 1
         wait_until(lambda: mail_to(smtp_sink, "mgr1@example.com"), timeout=15)

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.trail import record
 from apps.notifications.models import Delivery, DeliveryStatus
 from apps.notifications.services import add_recipients
 from apps.tenants.models import Contact
@@ -151,6 +152,13 @@ def acknowledge(escalation: Escalation, by: str) -> Escalation:
         escalation.acknowledged_at, escalation.acknowledged_by = timezone.now(), by
         escalation.save()
         TimelineEntry.objects.create(escalation=escalation, kind="acknowledged", by=by)
+        record(
+            escalation.tenant_id,
+            "escalation.acknowledged",
+            "escalation",
+            escalation.public_id,
+            metadata={"by": by},
+        )
     return escalation
 
 
@@ -164,6 +172,13 @@ def resolve(escalation: Escalation, by: str) -> Escalation:
         escalation.next_level = escalation.next_due_at = escalation.active_token = None
         escalation.save()
         TimelineEntry.objects.create(escalation=escalation, kind="resolved", by=by)
+        record(
+            escalation.tenant_id,
+            "escalation.resolved",
+            "escalation",
+            escalation.public_id,
+            metadata={"by": by},
+        )
     return escalation
 
 
@@ -220,4 +235,6 @@ def _bring_forward(escalation_id: int, now, failed_ids: list[int]) -> int:
         )
         schedule(escalation, escalation.next_level, now)
         token = escalation.active_token
-    return int(fire(escalation_id, escalation.next_level, str(token), source="receipts") == "fired")
+    # Fire it here; if the task sent on commit got there first, this finds a stale token.
+    fire(escalation_id, escalation.next_level, str(token), source="receipts")
+    return 1

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils import timezone
 
+from apps.audit import trail as audit
+
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, IdempotencyRecord, Notification
 from .pipeline.deliver import enqueue_by_channel
 from .services import cancel
@@ -108,6 +110,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         refresh_statuses(
             Delivery.objects.filter(id__in=claimed).values_list("notification_id", flat=True)
         )
+        for row in Delivery.objects.filter(id__in=claimed).values("tenant_id", "public_id"):
+            audit.record(row["tenant_id"], "admin.delivery_retried", "delivery", row["public_id"])
         enqueue_by_channel(claimed)
         self.message_user(request, f"Queued {len(claimed)} deliveries for another try.")
 

@@ -21,6 +21,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.trail import record
 from apps.channels.registry import channel_types
 from apps.common.serializers import StrictSerializer
 from apps.tenants.models import Tenant
@@ -77,6 +78,14 @@ def opt_out(tenant_id: int, user_id: str, channel: str, reason: str) -> Preferen
         preference.channels = {**preference.channels, channel: {"enabled": False}}
         preference.reasons = {**preference.reasons, channel: reason}
         preference.save()
+        record(
+            tenant_id,
+            "preference.changed",
+            "preference",
+            user_id,
+            actor=f"recipient:{user_id}",
+            metadata={"channel": channel, "enabled": False},
+        )
     return preference
 
 
@@ -138,11 +147,19 @@ class PreferenceView(APIView):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         quiet = dict(data["quiet_hours"]) if data["quiet_hours"] else None
-        Preference.objects.update_or_create(
-            tenant=request.tenant,
-            user_id=user_id[:200],
-            defaults={"channels": data["channels"], "quiet_hours": quiet},
-        )
+        with transaction.atomic():
+            Preference.objects.update_or_create(
+                tenant=request.tenant,
+                user_id=user_id[:200],
+                defaults={"channels": data["channels"], "quiet_hours": quiet},
+            )
+            record(
+                request.tenant,
+                "preference.changed",
+                "preference",
+                user_id[:200],
+                metadata={"channels": data["channels"], "quiet_hours": bool(quiet)},
+            )
         return Response(
             PreferenceSerializer({"channels": data["channels"], "quiet_hours": quiet}).data
         )

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.audit import trail as audit
 from apps.channels.registry import get_backend
 from apps.tenants.models import Tenant
 
@@ -118,6 +119,22 @@ def accept(tenant: Tenant, items: list[dict]) -> list[tuple[Notification, int]]:
         for notification, data in zip(notifications, items, strict=True):
             if data.get("escalation") and extensions.escalations is not None:
                 extensions.escalations.start(notification, data["escalation"])
+        audit.record_many(
+            tenant.pk,
+            [
+                audit.Entry(
+                    "notification.accepted",
+                    "notification",
+                    str(n.public_id),
+                    metadata={
+                        "deliveries": len(group),
+                        "channels": [c["type"] for c in n.channels],
+                        "priority": n.priority,
+                    },
+                )
+                for n, group in zip(notifications, per_notification, strict=True)
+            ],
+        )
         ready = [d.pk for d in deliveries if d.notification.status == NotificationStatus.ACCEPTED]
         if ready:
             transaction.on_commit(lambda: start_pipeline(ready))
@@ -171,6 +188,13 @@ def cancel(notification: Notification) -> int:
             status__in=(NotificationStatus.SCHEDULED, NotificationStatus.ACCEPTED),
         ).update(status=NotificationStatus.PROCESSING)
         refresh_statuses([notification.pk])
+        audit.record(
+            notification.tenant_id,
+            "notification.cancelled",
+            "notification",
+            notification.public_id,
+            metadata={"deliveries_stopped": count},
+        )
     return count
 
 

@@ -11,6 +11,8 @@ from functools import lru_cache
 from django.core.cache import cache
 from django.db import transaction
 
+from apps.audit.trail import record
+
 from .models import NotificationTemplate, TemplateVersion
 
 CACHE_SECONDS = 24 * 3600
@@ -42,6 +44,13 @@ def publish(tenant, key: str, variants: list[dict], name: str | None = None):
         template.save(update_fields=["current_version", "name", "updated_at"])
     version = TemplateVersion.objects.create(
         template=template, version=template.current_version, variants=variants
+    )
+    record(
+        tenant,
+        "template.published",
+        "template",
+        key,
+        metadata={"version": version.version, "variants": len(variants)},
     )
     # Now, and again after commit: a reader between the two may have cached the old one.
     cache.delete(_current_key(tenant.pk, key))

@@ -8,6 +8,7 @@ from apps.channels import breaker
 from apps.channels.registry import get_backend
 from apps.channels.testsend import describe, send_test
 
+from . import events
 from .api import integration_channels
 from .models import ApiKey, ChannelIntegration, Contact, Tenant
 
@@ -50,12 +51,14 @@ class TenantAdmin(admin.ModelAdmin):
             for state in breaker.states():
                 if state["tenant_id"] == tenant.pk:
                     breaker.reset(tenant.pk, state["provider"])
+                    events.emit(tenant, "admin.circuit_reset", "circuit", state["provider"])
         self.message_user(request, "Circuit breakers reset.")
 
     @admin.action(description="Issue a new API key (shown once)")
     def issue_api_key(self, request, queryset):
         for tenant in queryset:
             _key, clear = ApiKey.issue(tenant, f"admin:{request.user}")
+            events.emit(tenant, "api_key.created", "api_key", _key.prefix, name=_key.name)
             self.message_user(request, f"{tenant.slug}: {clear}", messages.WARNING)
 
 
@@ -72,7 +75,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke_keys(self, request, queryset):
+        revoking = list(queryset.filter(revoked_at__isnull=True).select_related("tenant"))
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        for key in revoking:
+            events.emit(key.tenant, "api_key.revoked", "api_key", key.prefix)
         self.message_user(request, f"Revoked {count} key(s).")
 
 

@@ -12,6 +12,7 @@ from apps.common.errors import Conflict
 from apps.common.serializers import StrictFieldsMixin, StrictSerializer
 from apps.common.views import TenantScopedViewSet
 
+from . import events
 from .models import ApiKey, ChannelIntegration, Tenant
 
 
@@ -60,15 +61,21 @@ class ApiKeyViewSet(mixins.ListModelMixin, TenantScopedViewSet):
     def create(self, request):
         payload = ApiKeyCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        key, clear = ApiKey.issue(request.tenant, payload.validated_data["name"])
+        with transaction.atomic():
+            key, clear = ApiKey.issue(request.tenant, payload.validated_data["name"])
+            events.emit(request.tenant, "api_key.created", "api_key", key.prefix, name=key.name)
         body = {"id": key.public_id, "name": key.name, "prefix": key.prefix, "key": clear}
         return Response(CreatedApiKeySerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, id=None):
         key = self.get_object()
-        if key.revoked_at is None:
-            ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+        with transaction.atomic():
+            revoked = ApiKey.objects.filter(pk=key.pk, revoked_at=None).update(
+                revoked_at=timezone.now()
+            )
+            if revoked:
+                events.emit(request.tenant, "api_key.revoked", "api_key", key.prefix)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -130,6 +137,14 @@ class IntegrationSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         try:
             with transaction.atomic():
                 instance.save()
+                events.emit(
+                    instance.tenant,
+                    "integration.saved",
+                    "integration",
+                    str(instance.public_id),
+                    channel=instance.channel,
+                    credentials_changed=credentials is not None,
+                )
         except IntegrityError:
             raise Conflict(f"The tenant already has a {instance.channel} integration.") from None
         self.instance = instance
@@ -166,6 +181,13 @@ class IntegrationViewSet(
 
     def perform_create(self, serializer):
         serializer.save(tenant=self.request.tenant)
+
+    def perform_destroy(self, instance):
+        with transaction.atomic():
+            events.emit(
+                instance.tenant, "integration.deleted", "integration", str(instance.public_id)
+            )
+            instance.delete()
 
     @extend_schema(request=TestSendSerializer, responses=TestSendResultSerializer)
     @action(detail=True, methods=["post"])

@@ -3,6 +3,8 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from apps.common.actor import actor_var
+
 from .models import ApiKey
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -49,6 +51,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         self._touch(key)
         request.tenant = key.tenant
         principal = TenantPrincipal(key)
+        actor_var.set(f"key:{key.prefix}")
         return principal, key
 
     def authenticate_header(self, request):

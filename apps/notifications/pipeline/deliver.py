@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.audit import trail as audit
 from apps.channels import breaker, ratelimit
 from apps.channels.base import ChannelError, OutboundMessage
 from apps.channels.registry import get_backend
@@ -119,10 +120,32 @@ class Recorder:
                 [(d, o) for d, o, _, _ in group if isinstance(o, ChannelError)], now
             )
             self._retire_addresses(group)
-            DeliveryAttempt.objects.bulk_create(
+            attempts = DeliveryAttempt.objects.bulk_create(
                 [self._attempt(d, o, s, now) for d, o, s, _ in group]
             )
+            self._audit(group, attempts)
         self._report_health(group)
+
+    def _audit(self, group, attempts) -> None:
+        """One entry per attempt, written with the group in one bulk insert per tenant."""
+        by_tenant: dict[int, list] = defaultdict(list)
+        for (delivery, _outcome, _s, _p), attempt in zip(group, attempts, strict=True):
+            by_tenant[delivery.tenant_id].append(
+                audit.Entry(
+                    "delivery.attempted",
+                    "delivery",
+                    str(delivery.public_id),
+                    result=attempt.outcome,
+                    duration_ms=attempt.duration_ms,
+                    metadata={
+                        "channel": self.channel,
+                        "attempt": attempt.number,
+                        "response_code": attempt.response_code,
+                    },
+                )
+            )
+        for tenant_id, entries in by_tenant.items():
+            audit.record_many(tenant_id, entries)
 
     def _update_mine(self, rows: dict[int, dict], **same) -> None:
         """Write to rows this run still holds (a sweeper may have taken them back)."""
