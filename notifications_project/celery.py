@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifications_project.settings")
 
@@ -10,3 +11,12 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # (it reads the key verbatim, so the CELERY_ namespace cannot provide it).
 app.conf.CELERY_DB_REUSE_MAX = 1000
 app.autodiscover_tasks()
+
+
+@worker_process_shutdown.connect
+def _forget_dead_process_metrics(pid=None, **kwargs):
+    """In prometheus_client's multiprocess mode a dead process's gauges must be dropped."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -3,6 +3,7 @@ benchmark, with local sinks standing in for the providers."""
 
 import contextlib
 import os
+import shutil
 import secrets
 import signal
 import subprocess
@@ -40,7 +41,12 @@ def persistent_secret(data_dir: Path) -> str:
 
 class Stack:
     def __init__(self, env: dict[str, str], log_dir: Path):
-        self.env = {**os.environ, **env}
+        # Every process writes its metrics here, so /metrics shows the workers' too;
+        # a fresh folder each start, as prometheus_client's multiprocess mode wants.
+        metrics_dir = log_dir.parent / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        self.env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env}
         self.log_dir = log_dir
         self.processes: list[tuple[str, subprocess.Popen]] = []
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +81,8 @@ class Stack:
             "web",
             str(BIN / "gunicorn"),
             "notifications_project.wsgi",
+            "--config",
+            "python:notifications_project.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",

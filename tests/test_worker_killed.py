@@ -144,3 +144,23 @@ def test_worker_killed_while_a_level_is_pending_still_fires_it_once(api, tmp_pat
         for process in (doomed, restarted):
             if process is not None and process.poll() is None:
                 kill_hard(process)
+
+
+def test_metrics_from_worker_processes_reach_the_metrics_page(
+    tenant, tmp_path, client, monkeypatch
+):
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    receiver = WebhookReceiver().start()
+    worker = start_worker_process(tmp_path, "metrics", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    try:
+        recipients = [{"user_id": f"m{i}"} for i in range(3)]
+        accept_one(tenant, [{"type": "webhook", "config": {"url": receiver.url()}}], recipients)
+        wait_until(lambda: Delivery.objects.filter(status="delivered").count() == 3, timeout=30)
+    finally:
+        kill_hard(worker)
+        receiver.stop()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    page = client.get("/metrics").content.decode()
+    assert 'notification_deliveries_total{channel="webhook",status="delivered"} 3.0' in page
+    assert "notification_queue_depth" in page

@@ -3,7 +3,9 @@ any process serving /metrics reports every worker's breakers."""
 
 import logging
 
-from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
+
+from apps.common.metrics_export import add_shared_collector
 
 from . import breaker
 
@@ -30,11 +32,8 @@ class CircuitStateCollector:
         yield gauge
 
 
-_registered = False
+_collector = CircuitStateCollector()
 
 
 def register() -> None:
-    global _registered
-    if not _registered:
-        REGISTRY.register(CircuitStateCollector())
-        _registered = True
+    add_shared_collector(_collector)

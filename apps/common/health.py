@@ -3,9 +3,10 @@ import hmac
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from django_prometheus.exports import ExportToDjangoView
 
 from notifications_project.celery import app as celery_app
+
+from .metrics_export import render_metrics
 
 
 def healthz(request):
@@ -47,4 +48,4 @@ def metrics(request):
                 status=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    return ExportToDjangoView(request)
+    return render_metrics()
