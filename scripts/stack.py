@@ -3,8 +3,8 @@ benchmark, with local sinks standing in for the providers."""
 
 import contextlib
 import os
-import shutil
 import secrets
+import shutil
 import signal
 import subprocess
 import sys

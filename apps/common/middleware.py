@@ -1,5 +1,4 @@
 import contextvars
-import logging
 import re
 import uuid
 
@@ -24,9 +23,3 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response["X-Request-Id"] = request_id
         return response
-
-
-class RequestIdLogFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True

@@ -1,3 +1,5 @@
+import logging
+
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Prefetch
 from drf_spectacular.types import OpenApiTypes
@@ -8,6 +10,7 @@ from rest_framework.response import Response
 
 from apps.channels.registry import channel_types
 from apps.common.errors import Conflict
+from apps.common.logging import notification_id_var
 from apps.common.serializers import StrictSerializer
 from apps.common.views import TenantScopedViewSet
 
@@ -28,6 +31,9 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="Repeat a request safely: same key and body answer the first response.",
 )
+
+
+logger = logging.getLogger("apps.notifications.api")
 
 
 class ListFilters(StrictSerializer):
@@ -100,6 +106,8 @@ class NotificationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Tena
 
         def produce():
             [(notification, count)] = services.accept(request.tenant, [payload.validated_data])
+            notification_id_var.set(str(notification.public_id))
+            logger.info("accepted with %d deliveries", count)
             body = {"id": str(notification.public_id), "status": "accepted", "deliveries": count}
             return status.HTTP_202_ACCEPTED, body
 
