@@ -1,4 +1,5 @@
 import os
+import socket
 
 from celery import Celery
 from celery.signals import worker_process_shutdown
@@ -19,4 +20,4 @@ def _forget_dead_process_metrics(pid=None, **kwargs):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid or os.getpid())
+        multiprocess.mark_process_dead(f"{socket.gethostname()}-{pid or os.getpid()}")
