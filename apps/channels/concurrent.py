@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from apps.common.tracing import current_context, span_in
+
 from .base import ChannelError, Outcome
 
 logger = logging.getLogger("apps.channels")
@@ -41,13 +43,14 @@ def send_concurrently(
         todo.put(message)
     results: queue.SimpleQueue = queue.SimpleQueue()
     executor = _executor(name, lanes)
+    parent = current_context()  # so each provider call is a span of this task's trace
     for _ in range(min(lanes, len(messages))):
-        executor.submit(_lane, todo, results, send_one)
+        executor.submit(_lane, todo, results, send_one, parent)
     for _ in range(len(messages)):
         yield results.get()
 
 
-def _lane(todo: queue.SimpleQueue, results: queue.SimpleQueue, send_one: Callable) -> None:
+def _lane(todo: queue.SimpleQueue, results: queue.SimpleQueue, send_one: Callable, parent) -> None:
     while True:
         try:
             message = todo.get_nowait()
@@ -55,7 +58,8 @@ def _lane(todo: queue.SimpleQueue, results: queue.SimpleQueue, send_one: Callabl
             return
         started = time.monotonic()
         try:
-            outcome = send_one(message)
+            with span_in(parent, "provider.send", delivery_id=message.delivery_id):
+                outcome = send_one(message)
         except Exception as exc:  # a bug must not leave the caller waiting forever
             logger.exception("sending %s failed unexpectedly", getattr(message, "delivery_id", "?"))
             outcome = ChannelError(f"internal error: {exc.__class__.__name__}", permanent=False)

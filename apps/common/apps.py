@@ -9,3 +9,7 @@ class CommonConfig(AppConfig):
         from .metrics_export import QueueDepthCollector, add_shared_collector
 
         add_shared_collector(QueueDepthCollector())
+
+        from .tracing import configure
+
+        configure()
