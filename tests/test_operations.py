@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from apps.audit.models import AuditEntry
 from apps.channels import breaker
 from apps.notifications.models import Delivery
 from apps.templating.store import publish
@@ -181,6 +182,8 @@ def test_integration_admin_takes_credentials_and_shows_them_masked(admin_client_
     assert response.status_code == 302, response.content.decode()[:2000]
     integration = ChannelIntegration.objects.get()
     assert integration.credentials() == credentials
+    [entry] = AuditEntry.objects.filter(operation="integration.saved")
+    assert entry.actor == "admin:root" and entry.metadata["credentials_changed"] is True
     listing = admin_client_logged_in.get("/admin/tenants/channelintegration/").content.decode()
     change = admin_client_logged_in.get(
         f"/admin/tenants/channelintegration/{integration.pk}/change/"

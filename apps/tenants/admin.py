@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
@@ -128,6 +129,24 @@ class ChannelIntegrationAdmin(admin.ModelAdmin):
     search_fields = ("tenant__slug", "name")
     readonly_fields = ("hints", "created_at", "updated_at")
     actions = ("send_test_message",)
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            changed = form.cleaned_data.get("new_credentials") is not None
+            events.emit(
+                obj.tenant,
+                "integration.saved",
+                "integration",
+                str(obj.public_id),
+                channel=obj.channel,
+                credentials_changed=changed,
+            )
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            events.emit(obj.tenant, "integration.deleted", "integration", str(obj.public_id))
+            super().delete_model(request, obj)
 
     @admin.action(description="Send a test message to each integration's test address")
     def send_test_message(self, request, queryset):
