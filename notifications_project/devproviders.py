@@ -8,97 +8,13 @@ status codes and JSON bodies the real providers document.
 
 import base64
 import json
-import threading
 import time
 import urllib.request
 import uuid
-from collections import defaultdict, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-
-class FakeProvider:
-    """A threaded HTTP/1.1 server; subclasses answer in `respond`."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.failures: dict[str, deque] = defaultdict(deque)
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def fail_next(self, key: str, *answers) -> None:
-        """The next requests for `key` (a phone number, a channel, a token, a path) get
-        these answers, in order; each is what `_failure` turns into a response."""
-        with self.lock:
-            self.failures[key].extend(answers)
-
-    def _take_failure(self, key: str):
-        with self.lock:
-            queue = self.failures.get(key)
-            return queue.popleft() if queue else None
-
-    def received(self, path_part: str = "") -> list[dict]:
-        with self.lock:
-            return [r for r in self.requests if path_part in r["path"] and r["status"] < 300]
-
-    def wait_for(self, count: int, path_part: str = "", timeout: float = 20.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.received(path_part)
-            if len(found) >= count:
-                return found
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} requests to {path_part!r}, got {len(found)}")
-
-    def respond(self, method: str, path: str, headers, body: bytes):
-        raise NotImplementedError
-
-    def _handler(self):
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, headers, reply = provider.respond("POST", self.path, self.headers, body)
-                with provider.lock:
-                    provider.requests.append(
-                        {
-                            "at": time.time(),
-                            "path": self.path,
-                            "headers": dict(self.headers),
-                            "body": body,
-                            "status": status,
-                        }
-                    )
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
+from .devsinks import FakeProvider
 
 
 def _json(status: int, payload, headers: dict | None = None):

@@ -70,19 +70,21 @@ class SmtpSink:
         raise AssertionError(f"expected {count} emails, got {len(self.messages)}")
 
 
-class WebhookReceiver:
-    """A threaded HTTP/1.1 server recording every POST. `script(path, 500, 500, 200)`
-    makes the next requests to that path answer those statuses in order."""
+class FakeProvider:
+    """A threaded HTTP/1.1 server; subclasses answer in `respond`."""
 
-    def __init__(self, delay: float = 0.0):
+    def __init__(self):
         self.requests: list[dict] = []
-        self.scripts: dict[str, deque] = defaultdict(deque)
-        self.delay = delay
+        self.failures: dict[str, deque] = defaultdict(deque)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self):
         self.thread.start()
@@ -92,43 +94,44 @@ class WebhookReceiver:
         self.server.shutdown()
         self.server.server_close()
 
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def script(self, path: str, *statuses) -> None:
-        self.scripts[path].extend(statuses)
-
-    def received_ids(self) -> list[str]:
+    def fail_next(self, key: str, *answers) -> None:
+        """The next requests for `key` (a phone number, a channel, a token, a path) get
+        these answers, in order; each is what `_failure` turns into a response."""
         with self.lock:
-            return [r["headers"].get("X-Notify-Delivery-Id") for r in self.requests]
+            self.failures[key].extend(answers)
 
-    def wait_for(self, count: int, timeout: float = 20.0):
+    def _take_failure(self, key: str):
+        with self.lock:
+            queue = self.failures.get(key)
+            return queue.popleft() if queue else None
+
+    def received(self, path_part: str = "") -> list[dict]:
+        with self.lock:
+            return [r for r in self.requests if path_part in r["path"] and r["status"] < 300]
+
+    def wait_for(self, count: int, path_part: str = "", timeout: float = 20.0) -> list[dict]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self.requests) >= count:
-                return self.requests
+            found = self.received(path_part)
+            if len(found) >= count:
+                return found
             time.sleep(0.05)
-        raise AssertionError(f"expected {count} webhooks, got {len(self.requests)}")
+        raise AssertionError(f"expected {count} requests to {path_part!r}, got {len(found)}")
 
-    def _answer(self, path: str):
-        with self.lock:
-            queue = self.scripts.get(path)
-            answer = queue.popleft() if queue else 200
-        return answer if isinstance(answer, tuple) else (answer, {})
+    def respond(self, method: str, path: str, headers, body: bytes):
+        raise NotImplementedError
 
     def _handler(self):
-        receiver = self
+        provider = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                status, headers = receiver._answer(self.path)
-                with receiver.lock:
-                    receiver.requests.append(
+                status, headers, reply = provider.respond("POST", self.path, self.headers, body)
+                with provider.lock:
+                    provider.requests.append(
                         {
                             "at": time.time(),
                             "path": self.path,
@@ -137,11 +140,9 @@ class WebhookReceiver:
                             "status": status,
                         }
                     )
-                reply = json.dumps({"ok": 200 <= status < 300}).encode()
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
@@ -150,6 +151,43 @@ class WebhookReceiver:
                 pass
 
         return Handler
+
+
+class WebhookReceiver(FakeProvider):
+    """A webhook receiver recording every POST. `script(path, 500, 500, 200)` makes the
+    next requests to that path answer those statuses in order (an answer may also be
+    `(status, {headers})`)."""
+
+    def __init__(self, delay: float = 0.0):
+        super().__init__()
+        self.delay = delay
+
+    def url(self, path: str = "/hook") -> str:
+        return f"{self.base_url}{path}"
+
+    def script(self, path: str, *statuses) -> None:
+        self.fail_next(path, *statuses)
+
+    def received_ids(self) -> list[str]:
+        with self.lock:
+            return [r["headers"].get("X-Notify-Delivery-Id") for r in self.requests]
+
+    def wait_for(self, count: int, timeout: float = 20.0):
+        """Waits for `count` requests, whatever they were answered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.requests) >= count:
+                return self.requests
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} webhooks, got {len(self.requests)}")
+
+    def respond(self, method, path, headers, body):
+        if self.delay:
+            time.sleep(self.delay)
+        answer = self._take_failure(path) or 200
+        status, extra = answer if isinstance(answer, tuple) else (answer, {})
+        reply = json.dumps({"ok": 200 <= status < 300}).encode()
+        return status, {**extra, "Content-Type": "application/json"}, reply
 
 
 _OK_REPLY = (

@@ -30,6 +30,28 @@ def fresh_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def bench_stack(name: str):
+    """A fresh benchmark database and Redis database, local SMTP and HTTP sinks in their
+    own processes, and a Stack configured for them: (db_url, stack, smtp, receiver)."""
+    db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
+    broker = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER)
+    fresh_database(db_url)
+    redis.Redis.from_url(broker).flushdb()
+    smtp, receiver = SinkProcess("smtp").start(), SinkProcess("http").start()
+    data_dir = ROOT / "var" / name
+    env = {
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": broker,
+        "REDIS_URL": broker,
+        "SECRET_KEY": "bench",
+        "EMAIL_URL": smtp.smtp_url,
+        "LOG_LEVEL": "WARNING",
+        "WEBHOOK_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+        "DATA_DIR": str(data_dir),
+    }
+    return db_url, Stack(env, data_dir / "logs"), smtp, receiver
+
+
 def single_post_latencies(client, body, count) -> list[float]:
     latencies = []
     for i in tqdm(range(count), desc="single POSTs", leave=False):
@@ -98,25 +120,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--channels", default="webhook,email")
     args = parser.parse_args()
-    db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
-    broker = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER)
-    fresh_database(db_url)
-    redis.Redis.from_url(broker).flushdb()
-    smtp, receiver = SinkProcess("smtp").start(), SinkProcess("http").start()
-    data_dir = ROOT / "var" / "bench"
-    stack = Stack(
-        {
-            "DATABASE_URL": db_url,
-            "CELERY_BROKER_URL": broker,
-            "REDIS_URL": broker,
-            "SECRET_KEY": "bench",
-            "EMAIL_URL": smtp.smtp_url,
-            "LOG_LEVEL": "WARNING",
-            "WEBHOOK_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
-            "DATA_DIR": str(data_dir),
-        },
-        data_dir / "logs",
-    )
+    db_url, stack, smtp, receiver = bench_stack("bench")
     port = free_port(8100)
     try:
         stack.manage("migrate", "--noinput")

@@ -7,7 +7,6 @@ its due time (the trigger plus the level's delay), read from the database afterw
 """
 
 import argparse
-import os
 import statistics
 import sys
 import threading
@@ -16,14 +15,12 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import redis
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from notifications_project.devsinks import SinkProcess
-from scripts.bench import DEFAULT_BROKER, DEFAULT_DB, fresh_database
-from scripts.stack import ROOT, Stack, free_port
+from scripts.bench import bench_stack
+from scripts.stack import free_port
 
 LEVEL_TWO_DELAY = 5
 
@@ -63,23 +60,7 @@ def main() -> int:
         help="also run a worker for the escalation queue alone (the Procfile's `escalation`)",
     )
     args = parser.parse_args()
-    db_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
-    broker = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER)
-    fresh_database(db_url)
-    redis.Redis.from_url(broker).flushdb()
-    receiver, smtp = SinkProcess("http").start(), SinkProcess("smtp").start()
-    data_dir = ROOT / "var" / "bench-escalation"
-    env = {
-        "DATABASE_URL": db_url,
-        "CELERY_BROKER_URL": broker,
-        "REDIS_URL": broker,
-        "SECRET_KEY": "bench",
-        "EMAIL_URL": smtp.smtp_url,
-        "LOG_LEVEL": "WARNING",
-        "WEBHOOK_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
-        "DATA_DIR": str(data_dir),
-    }
-    stack = Stack(env, data_dir / "logs")
+    db_url, stack, smtp, receiver = bench_stack("bench-escalation")
     port = free_port(8200)
     stop, loaded = threading.Event(), [0]
     try:

@@ -1,8 +1,8 @@
 """Slack through slack-sdk's WebClient (`chat.postMessage`, Block Kit), or an incoming
 webhook URL through the hardened HTTP client."""
 
+import functools
 import json
-import threading
 import time
 import urllib.error
 from urllib.parse import urlsplit
@@ -57,19 +57,17 @@ class SlackCredentials(serializers.Serializer):
     bot_token = serializers.RegexField(r"^xox[bp]-[A-Za-z0-9-]+$", max_length=255)
 
 
-_clients: dict[tuple, WebClient] = {}
-_clients_lock = threading.Lock()
-
-
 def web_client(credentials: dict) -> WebClient:
-    key = (credentials["bot_token"], credentials.get("api_base"))
-    with _clients_lock:
-        if key not in _clients:
-            options = {"timeout": int(settings.PROVIDER_TIMEOUT_SECONDS)}
-            if key[1]:
-                options["base_url"] = f"{key[1].rstrip('/')}/api/"
-            _clients[key] = WebClient(token=key[0], **options)
-        return _clients[key]
+    return _client(credentials["bot_token"], credentials.get("api_base"))
+
+
+@functools.lru_cache(maxsize=256)
+def _client(bot_token: str, api_base: str | None) -> WebClient:
+    """One client per token and base, reused by every batch."""
+    options = {"timeout": int(settings.PROVIDER_TIMEOUT_SECONDS)}
+    if api_base:
+        options["base_url"] = f"{api_base.rstrip('/')}/api/"
+    return WebClient(token=bot_token, **options)
 
 
 def blocks_for(message) -> tuple[str, list[dict]]:

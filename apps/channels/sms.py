@@ -1,7 +1,7 @@
 """SMS through Twilio's own client library, with delivery receipts by status callback."""
 
+import functools
 import math
-import threading
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -84,22 +84,20 @@ class LocalBaseHttpClient(TwilioHttpClient):
         return super().request(method, urlunsplit(parts), *args, **kwargs)
 
 
-_clients: dict[tuple, Client] = {}
-_clients_lock = threading.Lock()
-
-
 def twilio_client(credentials: dict) -> Client:
-    key = (credentials["account_sid"], credentials["auth_token"], credentials.get("api_base"))
-    with _clients_lock:
-        if key not in _clients:
-            timeout = settings.PROVIDER_TIMEOUT_SECONDS
-            http_client = (
-                LocalBaseHttpClient(key[2], timeout)
-                if key[2]
-                else TwilioHttpClient(timeout=timeout)
-            )
-            _clients[key] = Client(key[0], key[1], http_client=http_client)
-        return _clients[key]
+    return _client(
+        credentials["account_sid"], credentials["auth_token"], credentials.get("api_base")
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _client(account_sid: str, auth_token: str, api_base: str | None) -> Client:
+    """One client (and connection pool) per account and base, reused by every batch."""
+    timeout = settings.PROVIDER_TIMEOUT_SECONDS
+    http_client = (
+        LocalBaseHttpClient(api_base, timeout) if api_base else TwilioHttpClient(timeout=timeout)
+    )
+    return Client(account_sid, auth_token, http_client=http_client)
 
 
 def status_callback_url(delivery_id: str) -> str:

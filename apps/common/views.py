@@ -1,4 +1,4 @@
-from rest_framework import viewsets
+from rest_framework import mixins, viewsets
 
 
 class TenantScopedViewSet(viewsets.GenericViewSet):
@@ -14,3 +14,17 @@ class TenantScopedViewSet(viewsets.GenericViewSet):
 
     def get_queryset(self):
         return self.tenant_queryset(self.request.tenant)
+
+
+class TenantScopedModelViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantScopedViewSet,
+):
+    """Create, read, update, delete a tenant's objects; a new object is the caller's."""
+
+    def perform_create(self, serializer):
+        serializer.save(tenant=self.request.tenant)

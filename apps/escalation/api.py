@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from slack_sdk.signature import SignatureVerifier
 
 from apps.common.errors import Conflict
-from apps.common.views import TenantScopedViewSet
+from apps.common.views import TenantScopedModelViewSet, TenantScopedViewSet
 from apps.tenants.models import Contact
 
 from . import services
@@ -32,14 +32,7 @@ from .serializers import (
 NAME_REGEX = "[-a-zA-Z0-9_.@]+"
 
 
-class ContactViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    TenantScopedViewSet,
-):
+class ContactViewSet(TenantScopedModelViewSet):
     """People escalations reach, addressed by `user_id`."""
 
     serializer_class = ContactSerializer
@@ -52,18 +45,8 @@ class ContactViewSet(
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "tenant": self.request.tenant}
 
-    def perform_create(self, serializer):
-        serializer.save(tenant=self.request.tenant)
 
-
-class EscalationPolicyViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    TenantScopedViewSet,
-):
+class EscalationPolicyViewSet(TenantScopedModelViewSet):
     """Escalation policies, addressed by `name`. Editing one never changes an escalation
     already running: each keeps the snapshot taken when it was triggered."""
 

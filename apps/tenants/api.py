@@ -10,7 +10,7 @@ from apps.channels.registry import channel_types, get_backend
 from apps.channels.testsend import describe, send_test
 from apps.common.errors import Conflict
 from apps.common.serializers import StrictFieldsMixin, StrictSerializer
-from apps.common.views import TenantScopedViewSet
+from apps.common.views import TenantScopedModelViewSet, TenantScopedViewSet
 
 from . import events
 from .models import ApiKey, ChannelIntegration, Tenant
@@ -164,23 +164,13 @@ class TestSendResultSerializer(serializers.Serializer):
     permanent = serializers.BooleanField(required=False)
 
 
-class IntegrationViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    TenantScopedViewSet,
-):
+class IntegrationViewSet(TenantScopedModelViewSet):
     """A tenant's own provider credentials (SMS, Slack, push), encrypted at rest."""
 
     serializer_class = IntegrationSerializer
 
     def tenant_queryset(self, tenant):
         return ChannelIntegration.objects.filter(tenant=tenant)
-
-    def perform_create(self, serializer):
-        serializer.save(tenant=self.request.tenant)
 
     def perform_destroy(self, instance):
         with transaction.atomic():
