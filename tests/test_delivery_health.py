@@ -154,3 +154,38 @@ def test_a_providers_429_lowers_the_rate_for_a_while(settings):
     assert slowed.granted == 10  # another tenant is not slowed
     penalised = ratelimit.take(tenant_id, "sms", own, 1)
     assert penalised.rate == 5.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_over_the_rate_come_back_in_batches(tenant, receiver, monkeypatch):
+    from apps.channels.shared_state import shared_redis
+    from apps.notifications.pipeline import deliver as deliver_module
+
+    shared_redis().delete(f"rate:{tenant.id}", f"rate:{tenant.id}:webhook")
+    tenant.settings = {"rate_limits": {"channels": {"webhook": 50}}}
+    tenant.save()
+    recipients = [{"user_id": f"u{i}"} for i in range(80)]
+    notification = accept_one(
+        tenant, [{"type": "webhook", "config": {"url": receiver.url()}}], recipients
+    )
+    ids = list(Delivery.objects.filter(notification=notification).values_list("id", flat=True))
+    for stage in STAGES:
+        ids = stage(ids)
+    requeued = []
+    monkeypatch.setattr(
+        deliver_module,
+        "enqueue",
+        lambda channel, ids, countdown=None: requeued.append((ids, countdown)),
+    )
+
+    assert deliver("webhook", ids) == 50
+    # 30 held back at 50/s spread over 0.6 s: a few slot-sized batches, not 30 tasks.
+    assert sorted(i for batch, _ in requeued for i in batch) == sorted(
+        Delivery.objects.filter(notification=notification, status="queued").values_list(
+            "id", flat=True
+        )
+    )
+    assert sum(len(batch) for batch, _ in requeued) == 30
+    assert len(requeued) <= 7
+    assert all(abs(c * 10 - round(c * 10)) < 1e-6 for _, c in requeued)
+    assert len(receiver.requests) == 50

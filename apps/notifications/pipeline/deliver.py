@@ -5,6 +5,7 @@ limits; what may not go now goes back to `queued` for later, its attempt not cou
 """
 
 import logging
+import math
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
@@ -34,6 +35,9 @@ logger = logging.getLogger("apps.notifications.deliver")
 # Waits up to this long go to the broker as a countdown; longer ones stay in the
 # database for the releaser (a countdown past the Redis visibility timeout repeats).
 BROKER_COUNTDOWN_LIMIT = 60.0
+# Held-back deliveries due within one slot come back as one batch: spacing each at
+# 1/rate apart would make one task per delivery, which is what the batches avoid.
+HOLD_BACK_SLOT_SECONDS = 0.1
 
 
 def enqueue(channel: str, ids: list[int], countdown: float | None = None) -> None:
@@ -279,7 +283,8 @@ def hold_back(channel: str, token, waits: dict[int, float], counter) -> None:
     now = timezone.now()
     by_wait: dict[float, list[int]] = defaultdict(list)
     for row_id, wait in waits.items():
-        by_wait[round(wait, 3)].append(row_id)
+        slot = math.ceil(wait / HOLD_BACK_SLOT_SECONDS) * HOLD_BACK_SLOT_SECONDS
+        by_wait[round(slot, 3)].append(row_id)
     for wait, ids in by_wait.items():
         Delivery.objects.filter(
             id__in=ids, status=DeliveryStatus.SENDING, claim_token=token
