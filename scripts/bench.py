@@ -129,7 +129,9 @@ def main() -> int:
     args = parser.parse_args()
     db_url, stack, smtp, receiver = bench_stack("bench")
     stack.env["RATE_LIMIT_PER_SECOND"] = str(args.rate_limit)
-    stack.env["RATE_LIMIT_CHANNEL_PER_SECOND"] = f"webhook={args.rate_limit},email={args.rate_limit}"
+    stack.env["RATE_LIMIT_CHANNEL_PER_SECOND"] = ",".join(
+        f"{channel}={args.rate_limit}" for channel in ("webhook", "email")
+    )
     port = free_port(8100)
     try:
         stack.manage("migrate", "--noinput")
