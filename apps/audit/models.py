@@ -4,7 +4,8 @@ from apps.tenants.models import Tenant
 
 
 class EntryFields(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    # Indexed as the first column of the unique (tenant, seq) constraint.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
     seq = models.PositiveBigIntegerField()  # per tenant, from 1, no gaps
     created_at = models.DateTimeField()
     request_id = models.CharField(max_length=64, blank=True, default="")

@@ -1,6 +1,7 @@
 import uuid
 
 from django.db import models
+from django.db.models import Q
 
 from apps.tenants.models import Tenant
 
@@ -48,7 +49,10 @@ CANCELLABLE_DELIVERY_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.QUEUED)
 
 class Notification(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")
+    # Indexed through notif_tenant_created, whose first column it is.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )
     status = models.CharField(
         max_length=20, choices=NotificationStatus.choices, default=NotificationStatus.ACCEPTED
     )
@@ -72,7 +76,11 @@ class Notification(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="notif_tenant_created"),
-            models.Index(fields=["status", "send_at"], name="notif_status_send_at"),
+            models.Index(
+                fields=["send_at"],
+                condition=Q(status="scheduled"),
+                name="notif_scheduled_send_at",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -83,9 +91,13 @@ class Delivery(models.Model):
     """One recipient on one channel; the unit that is sent, retried and tracked."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # Every status change rewrites the row and, as `status` is in the partial indexes'
+    # conditions, adds an entry to each index whose condition the new row meets; so the
+    # indexes are few and partial, and the two foreign keys below are covered by the
+    # leading columns of delivery_dedup and the unique constraint instead of their own.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, related_name="deliveries"
+        Notification, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     recipient_index = models.PositiveIntegerField()
     recipient_id = models.CharField(max_length=200, blank=True, default="")
@@ -113,13 +125,23 @@ class Delivery(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
     fallback_for = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="fallbacks",
+        db_index=False,
     )
     # Notifications with the same metadata.digest_key to one recipient and channel are
     # merged: the first is held for the window, later ones point at it (digest_into).
     digest_key = models.CharField(max_length=64, blank=True, default="")
     digest_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="digest_members"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="digest_members",
+        db_index=False,
     )
     # Price of the send (per unit, e.g. SMS segments) from DELIVERY_PRICES.
     cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
@@ -137,12 +159,42 @@ class Delivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["tenant", "dedup_key", "created_at"], name="delivery_dedup"),
-            models.Index(fields=["status", "claimed_at"], name="delivery_status_claimed"),
-            models.Index(fields=["status", "next_attempt_at"], name="delivery_status_next"),
-            models.Index(fields=["status", "dispatched_at"], name="delivery_status_dispatched"),
-            models.Index(fields=["claim_token"], name="delivery_claim_token"),
+            # What the sweeper and the releasers look for, each only the rows in that state.
             models.Index(
-                fields=["tenant", "recipient_id", "channel", "digest_key"], name="delivery_digest"
+                fields=["claimed_at"], condition=Q(status="sending"), name="delivery_sending_since"
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="queued", dispatched_at__isnull=True),
+                name="delivery_held_due",
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="queued", dispatched_at__isnull=False),
+                name="delivery_dispatched_due",
+            ),
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="delivery_pending_since"
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending") & ~Q(digest_key=""),
+                name="delivery_digest_due",
+            ),
+            models.Index(
+                fields=["tenant", "recipient_id", "channel", "digest_key"],
+                condition=~Q(digest_key=""),
+                name="delivery_digest",
+            ),
+            models.Index(
+                fields=["fallback_for"],
+                condition=Q(fallback_for__isnull=False),
+                name="delivery_fallback_for",
+            ),
+            models.Index(
+                fields=["digest_into"],
+                condition=Q(digest_into__isnull=False),
+                name="delivery_digest_into",
             ),
         ]
 

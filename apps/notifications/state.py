@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
 from apps.common.rows import update_rows
@@ -25,15 +24,15 @@ def claim(
     `each` gives per-row values (id -> {field: value}) for every id."""
     token = uuid.uuid4()
     changes.update(claim_token=token, updated_at=timezone.now())
+    ids = list(each) if each is not None else list(ids)
     if each is not None:
         assert not conditions, "per-row claims take no extra conditions"
         update_rows(Delivery, each, where={"status__in": from_statuses}, same=changes)
     else:
-        Delivery.objects.filter(*conditions, id__in=list(ids), status__in=from_statuses).update(
-            **changes
-        )
-    claimed = list(Delivery.objects.filter(claim_token=token).values_list("id", flat=True))
-    return token, claimed
+        Delivery.objects.filter(*conditions, id__in=ids, status__in=from_statuses).update(**changes)
+    # Looked up by primary key: an index on claim_token would cost a write on every move.
+    claimed = Delivery.objects.filter(id__in=ids, claim_token=token).values_list("id", flat=True)
+    return token, sorted(claimed)
 
 
 def derive_status(counts: dict[str, int]) -> str:
@@ -57,16 +56,18 @@ def refresh_statuses(notification_ids: Iterable[int]) -> None:
     if not ids:
         return
     counts: dict[int, dict[str, int]] = {i: {} for i in ids}
-    # A failed delivery that has a fallback is represented by that fallback.
-    superseded = Exists(Delivery.objects.filter(fallback_for=OuterRef("pk")))
-    rows = (
-        Delivery.objects.filter(~superseded, notification_id__in=ids)
-        .values_list("notification_id", "status")
-        .annotate(n=Count("id"))
-        .order_by()
+    # Counted here rather than with GROUP BY and NOT EXISTS: a fallback belongs to the
+    # same notification, so these rows are all it takes, fetched by the unique index.
+    rows = list(
+        Delivery.objects.filter(notification_id__in=ids).values_list(
+            "id", "notification_id", "status", "fallback_for_id"
+        )
     )
-    for notification_id, status, n in rows:
-        counts[notification_id][status] = n
+    # A failed delivery that has a fallback is represented by that fallback.
+    superseded = {fallback_for for *_, fallback_for in rows if fallback_for is not None}
+    for delivery_id, notification_id, status, _ in rows:
+        if delivery_id not in superseded:
+            counts[notification_id][status] = counts[notification_id].get(status, 0) + 1
     update_rows(
         Notification,
         {i: {"status": derive_status(c)} for i, c in counts.items()},
