@@ -95,20 +95,32 @@ def wait_all_done(db_url, channel, expected, timeout=600.0) -> tuple[int, int]:
             time.sleep(0.2)
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot (Linux): steadier than
+    wall-clock rates for comparing builds, as it does not care which process waited."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return float("nan")
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_channel(client, db_url, channel, body, args) -> str:
     latencies = single_post_latencies(client, body, args.singles)
     wait_all_done(db_url, channel, args.singles)
     total = args.batches * args.per_batch
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), busy_cpu_seconds()
     accept_seconds = bulk_accept(client, body, args.batches, args.per_batch, channel)
     _done, bad = wait_all_done(db_url, channel, args.singles + total)
     elapsed = time.perf_counter() - started
+    cpu_ms = (busy_cpu_seconds() - cpu_before) * 1000 / total
     quantiles = statistics.quantiles(latencies, n=100)
     return (
         f"{channel:8} accepted {total / accept_seconds:8.0f}/s via /bulk/  "
         f"delivered {total / elapsed:7.0f}/s end to end ({total} in {elapsed:.1f}s, "
-        f"{bad} not delivered)  single POST p50 {statistics.median(latencies):.1f} ms "
-        f"p99 {quantiles[98]:.1f} ms"
+        f"{bad} not delivered, {cpu_ms:.2f} CPU-ms each)  single POST "
+        f"p50 {statistics.median(latencies):.1f} ms p99 {quantiles[98]:.1f} ms"
     )
 
 
