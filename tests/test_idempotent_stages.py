@@ -81,3 +81,31 @@ def test_long_channel_delay_is_held_in_the_database_not_the_broker(tenant, recei
     assert Delivery.objects.get(id=ids[0]).dispatched_at is not None
     assert deliver("webhook", ids) == 1
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("channel", ["webhook", "email"])
+def test_the_pipelines_queries_do_not_grow_with_the_batch(
+    channel, tenant, receiver, smtp_sink, settings
+):
+    """Deferred columns and related rows are loaded with the batch: touching one of
+    them per delivery would show up here as one more query per delivery."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.DELIVERY_RECORD_GROUP = 1000
+    config = {
+        "webhook": {"url": receiver.url()},
+        "email": {"track_opens": True, "track_clicks": True},
+    }[channel]
+    counts = []
+    for size in (3, 30):
+        recipients = [
+            {"user_id": f"batch{size}-{i}", "email": f"r{size}-{i}@example.com"}
+            for i in range(size)
+        ]
+        notification = accept_one(tenant, [{"type": channel, "config": config}], recipients)
+        ids = list(Delivery.objects.filter(notification=notification).values_list("id", flat=True))
+        with CaptureQueriesContext(connection) as queries:
+            assert deliver(channel, run_stages_by_hand(ids)) == size
+        counts.append(len(queries))
+    assert counts[0] == counts[1]

@@ -336,11 +336,7 @@ def deliver(channel: str, ids: list[int]) -> int:
     )
     if not claimed:
         return 0
-    rows = list(
-        Delivery.objects.filter(id__in=claimed)
-        .select_related("notification__tenant")
-        .order_by("id")
-    )
+    rows = list(Delivery.objects.filter(id__in=claimed).for_sending().order_by("id"))
     backend = get_backend(channel)
     credentials: dict[int, dict] = {}
     providers: dict[int, str] = {}
