@@ -11,11 +11,13 @@ import contextvars
 import hashlib
 import json
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from django.db import transaction
 from django.utils import timezone
 
 from apps.common.actor import actor_var
+from apps.common.copy import insert_rows
 
 from .models import ArchivedAuditEntry, AuditChain, AuditEntry
 
@@ -73,18 +75,36 @@ def digest(prev_hash: str, entry) -> str:
     return hashlib.sha256(f"{prev_hash}|{canonical}".encode()).hexdigest()
 
 
+COLUMNS = (
+    "tenant_id",
+    "seq",
+    "created_at",
+    "request_id",
+    "actor",
+    "operation",
+    "resource_type",
+    "resource_id",
+    "result",
+    "duration_ms",
+    "ip",
+    "user_agent",
+    "metadata",
+    "prev_hash",
+    "hash",
+)
+
+
 def record_many(tenant_id: int, entries: list[Entry]) -> None:
     if not entries:
         return
     ctx = context_var.get()
     now = timezone.now()
     with transaction.atomic():
-        AuditChain.objects.get_or_create(tenant_id=tenant_id)
-        chain = AuditChain.objects.select_for_update().get(tenant_id=tenant_id)
+        chain = _locked_chain(tenant_id)
         rows = []
         for item in entries:
             chain.seq += 1
-            row = AuditEntry(
+            row = SimpleNamespace(
                 tenant_id=tenant_id,
                 seq=chain.seq,
                 created_at=now,
@@ -97,16 +117,25 @@ def record_many(tenant_id: int, entries: list[Entry]) -> None:
                 duration_ms=item.duration_ms,
                 ip=ctx.ip,
                 user_agent=ctx.user_agent[:300],
-                metadata=item.metadata,
+                # Hash what the database will give back: JSON round-trips the metadata.
+                metadata=json.loads(json.dumps(item.metadata, default=str)),
                 prev_hash=chain.last_hash,
             )
-            # Hash what the database will give back: JSON round-trips the metadata.
-            row.metadata = json.loads(json.dumps(row.metadata, default=str))
             row.hash = digest(chain.last_hash, row)
             chain.last_hash = row.hash
-            rows.append(row)
-        AuditEntry.objects.bulk_create(rows)
+            rows.append(tuple(getattr(row, column) for column in COLUMNS))
+        insert_rows(AuditEntry, COLUMNS, rows)
         chain.save(update_fields=["seq", "last_hash"])
+
+
+def _locked_chain(tenant_id: int) -> AuditChain:
+    """The tenant's chain head, locked until the transaction ends."""
+    locked = AuditChain.objects.select_for_update()
+    chain = locked.filter(tenant_id=tenant_id).first()
+    if chain is None:
+        AuditChain.objects.get_or_create(tenant_id=tenant_id)
+        chain = locked.get(tenant_id=tenant_id)
+    return chain
 
 
 def record(

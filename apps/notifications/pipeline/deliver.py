@@ -21,6 +21,7 @@ from apps.channels import breaker, ratelimit
 from apps.channels.base import ChannelError, OutboundMessage
 from apps.channels.registry import get_backend
 from apps.channels.retry import backoff_seconds, max_attempts
+from apps.common.copy import insert_rows
 from apps.common.routing import DELIVER_TASK
 from apps.common.rows import update_rows
 
@@ -38,6 +39,15 @@ BROKER_COUNTDOWN_LIMIT = 60.0
 # Held-back deliveries due within one slot come back as one batch: spacing each at
 # 1/rate apart would make one task per delivery, which is what the batches avoid.
 HOLD_BACK_SLOT_SECONDS = 0.1
+ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "number",
+    "started_at",
+    "duration_ms",
+    "outcome",
+    "response_code",
+    "error",
+)
 
 
 def enqueue(channel: str, ids: list[int], countdown: float | None = None) -> None:
@@ -124,10 +134,9 @@ class Recorder:
                 [(d, o) for d, o, _, _ in group if isinstance(o, ChannelError)], now
             )
             self._retire_addresses(group)
-            attempts = DeliveryAttempt.objects.bulk_create(
-                [self._attempt(d, o, s, now) for d, o, s, _ in group]
-            )
-            self._audit(group, attempts)
+            attempts = [self._attempt(d, o, s, now) for d, o, s, _ in group]
+            insert_rows(DeliveryAttempt, ATTEMPT_COLUMNS, attempts)
+            self._audit(group, [dict(zip(ATTEMPT_COLUMNS, a, strict=True)) for a in attempts])
         self._report_health(group)
 
     def _audit(self, group, attempts) -> None:
@@ -139,12 +148,12 @@ class Recorder:
                     "delivery.attempted",
                     "delivery",
                     str(delivery.public_id),
-                    result=attempt.outcome,
-                    duration_ms=attempt.duration_ms,
+                    result=attempt["outcome"],
+                    duration_ms=attempt["duration_ms"],
                     metadata={
                         "channel": self.channel,
-                        "attempt": attempt.number,
-                        "response_code": attempt.response_code,
+                        "attempt": attempt["number"],
+                        "response_code": attempt["response_code"],
                     },
                 )
             )
@@ -256,7 +265,7 @@ class Recorder:
             ratelimit.slow_down(tenant_id, self.channel)
 
     @staticmethod
-    def _attempt(delivery, outcome, seconds, now) -> DeliveryAttempt:
+    def _attempt(delivery, outcome, seconds, now) -> tuple:
         if isinstance(outcome, ChannelError):
             kind = (
                 AttemptOutcome.PERMANENT_ERROR
@@ -266,14 +275,15 @@ class Recorder:
             code, error = outcome.response_code, outcome.message
         else:
             kind, code, error = AttemptOutcome.SUCCESS, outcome.response_code, ""
-        return DeliveryAttempt(
-            delivery_id=delivery.id,
-            number=delivery.attempts,
-            started_at=now - timedelta(seconds=seconds),
-            duration_ms=int(seconds * 1000),
-            outcome=kind,
-            response_code=code,
-            error=error[:2000],
+        # In ATTEMPT_COLUMNS order.
+        return (
+            delivery.id,
+            delivery.attempts,
+            now - timedelta(seconds=seconds),
+            int(seconds * 1000),
+            str(kind),
+            code,
+            error[:2000],
         )
 
 

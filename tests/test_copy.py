@@ -1,0 +1,61 @@
+"""insert_rows: COPY on PostgreSQL, bulk_create elsewhere, the same rows either way."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apps.audit.models import AuditEntry
+from apps.common.copy import insert_rows
+from apps.notifications.models import Delivery, DeliveryAttempt
+from tests.conftest import accept_one
+
+pytestmark = pytest.mark.django_db
+
+COLUMNS = (
+    "delivery_id",
+    "number",
+    "started_at",
+    "duration_ms",
+    "outcome",
+    "response_code",
+    "error",
+)
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])
+def test_rows_arrive_with_their_values(tenant, vendor, monkeypatch):
+    if vendor == "other":
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+    notification = accept_one(tenant)
+    delivery = Delivery.objects.get(notification=notification)
+    started = timezone.now() - timedelta(seconds=1)
+    insert_rows(
+        DeliveryAttempt,
+        COLUMNS,
+        [
+            (delivery.id, 1, started, 12, "transient_error", None, "tab\there, newline\nthere"),
+            (delivery.id, 2, started, 7, "success", 250, ""),
+        ],
+    )
+    rows = list(DeliveryAttempt.objects.filter(delivery=delivery).order_by("number").values())
+    assert [(r["number"], r["outcome"], r["response_code"], r["error"]) for r in rows] == [
+        (1, "transient_error", None, "tab\there, newline\nthere"),
+        (2, "success", 250, ""),
+    ]
+    assert rows[0]["started_at"] == started
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])
+def test_json_columns_are_stored_as_json(tenant, vendor, monkeypatch):
+    if vendor == "other":
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+    metadata = {"channel": "email", "nested": {"quote": 'say "hi"'}, "list": [1, None]}
+    columns = ("tenant_id", "seq", "created_at", "actor", "operation", "resource_type")
+    insert_rows(
+        AuditEntry,
+        (*columns, "metadata", "prev_hash", "hash"),
+        [(tenant.id, 10_000, timezone.now(), "t", "op", "thing", metadata, "0" * 64, "1" * 64)],
+    )
+    assert AuditEntry.objects.get(tenant=tenant, seq=10_000).metadata == metadata
