@@ -91,11 +91,12 @@ class DeliveryQuerySet(models.QuerySet):
     def for_sending(self):
         """With the notification and tenant the render and deliver stages read, without
         the bookkeeping columns they never do: turning each timestamp into a datetime
-        costs microseconds in Python, and these loads run for every delivery twice."""
-        return self.select_related("notification__tenant").defer(
-            *_BOOKKEEPING,
-            *(f"notification__{name}" for name in ("insights", "send_at", "updated_at")),
-            "notification__tenant__created_at",
+        costs microseconds in Python, and these loads run for every delivery twice.
+        Prefetched rather than joined: a notification to a thousand recipients is then
+        loaded (recipient list and all) once per batch, not once per delivery."""
+        notifications = Notification.objects.defer("insights", "send_at", "updated_at")
+        return self.defer(*_BOOKKEEPING).prefetch_related(
+            models.Prefetch("notification", notifications), "notification__tenant"
         )
 
 
