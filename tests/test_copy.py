@@ -59,3 +59,37 @@ def test_json_columns_are_stored_as_json(tenant, vendor, monkeypatch):
         [(tenant.id, 10_000, timezone.now(), "t", "op", "thing", metadata, "0" * 64, "1" * 64)],
     )
     assert AuditEntry.objects.get(tenant=tenant, seq=10_000).metadata == metadata
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])
+def test_create_all_gives_ids_defaults_and_relations(tenant, vendor, monkeypatch):
+    from apps.common.copy import create_all
+    from apps.notifications.models import Notification
+
+    if vendor == "other":
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+    recipients = [{"user_id": "u", "email": "u@example.com", "data": {"k": [1, 2]}}]
+    notifications = create_all(
+        Notification,
+        [
+            Notification(tenant=tenant, priority="high", recipients=recipients, channels=[])
+            for _ in range(3)
+        ],
+    )
+    assert len({n.pk for n in notifications}) == 3 and all(n.pk for n in notifications)
+    deliveries = create_all(
+        Delivery,
+        [
+            Delivery(tenant=tenant, notification=n, recipient_index=0, channel="email")
+            for n in notifications
+        ],
+    )
+    stored = Notification.objects.get(pk=notifications[1].pk)
+    assert stored.public_id == notifications[1].public_id
+    assert stored.recipients == recipients and stored.metadata == {}
+    assert stored.created_at is not None and stored.status == "accepted"
+    assert Delivery.objects.get(pk=deliveries[1].pk).notification_id == notifications[1].pk
+    assert not deliveries[0]._state.adding
+    # The sequence moved past the ids taken, so ordinary inserts do not collide.
+    later = Notification.objects.create(tenant=tenant, recipients=[], channels=[])
+    assert later.pk > max(n.pk for n in notifications)

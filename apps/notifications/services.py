@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.audit import trail as audit
 from apps.channels.registry import get_backend
+from apps.common.copy import create_all
 from apps.tenants.models import Tenant
 
 from . import extensions, metrics
@@ -106,15 +107,15 @@ def accept(tenant: Tenant, items: list[dict]) -> list[tuple[Notification, int]]:
     pipeline once it commits. Returns each notification with its delivery count."""
     now = timezone.now()
     with transaction.atomic():
-        notifications = Notification.objects.bulk_create(
-            [_build_notification(tenant, data, now) for data in items]
+        notifications = create_all(
+            Notification, [_build_notification(tenant, data, now) for data in items]
         )
         per_notification = [
             _build_deliveries(tenant, notification, data)
             for notification, data in zip(notifications, items, strict=True)
         ]
-        deliveries = Delivery.objects.bulk_create(
-            [delivery for group in per_notification for delivery in group], batch_size=2000
+        deliveries = create_all(
+            Delivery, [delivery for group in per_notification for delivery in group]
         )
         for notification, data in zip(notifications, items, strict=True):
             if data.get("escalation") and extensions.escalations is not None:
