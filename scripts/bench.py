@@ -109,6 +109,10 @@ def busy_cpu_seconds() -> float:
 def bench_channel(client, db_url, channel, body, args) -> str:
     latencies = single_post_latencies(client, body, args.singles)
     wait_all_done(db_url, channel, args.singles)
+    # Table statistics as autovacuum keeps them on a running system; a database created
+    # seconds ago has none, and the planner then scans whole tables for IN lists.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
     total = args.batches * args.per_batch
     started, cpu_before = time.perf_counter(), busy_cpu_seconds()
     accept_seconds = bulk_accept(client, body, args.batches, args.per_batch, channel)
