@@ -199,8 +199,10 @@ CELERY_BEAT_SCHEDULE = {
 # --- Delivery behaviour ---------------------------------------------------------------
 PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 500, minimum=1)
 DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 100, minimum=1)
-# Sends are recorded every this many completions, bounding what a crash can repeat.
-DELIVERY_RECORD_GROUP = env_int("DELIVERY_RECORD_GROUP", 20, minimum=1)
+# Sends are recorded every this many completions, or once the oldest unrecorded one
+# has waited this long: together they bound what a crash can repeat.
+DELIVERY_RECORD_GROUP = env_int("DELIVERY_RECORD_GROUP", 50, minimum=1)
+DELIVERY_RECORD_SECONDS = env_float("DELIVERY_RECORD_SECONDS", 0.25, minimum=0.0)
 DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 5, minimum=1)
 RETRY_BACKOFF_SECONDS = env_float("RETRY_BACKOFF_SECONDS", 5.0)
 RETRY_BACKOFF_MAX_SECONDS = env_float("RETRY_BACKOFF_MAX_SECONDS", 600.0)

@@ -160,6 +160,10 @@ def test_a_providers_429_lowers_the_rate_for_a_while(settings):
 def test_deliveries_over_the_rate_come_back_in_batches(tenant, receiver, monkeypatch):
     from apps.channels.shared_state import shared_redis
     from apps.notifications.pipeline import deliver as deliver_module
+    from apps.notifications.pipeline import dispatch as dispatch_module
+
+    # This module's in-process worker must not take the batch before the test does.
+    monkeypatch.setattr(dispatch_module, "enqueue", lambda *args, **kwargs: None)
 
     shared_redis().delete(f"rate:{tenant.id}", f"rate:{tenant.id}:webhook")
     tenant.settings = {"rate_limits": {"channels": {"webhook": 50}}}

@@ -93,6 +93,7 @@ def test_the_pipelines_queries_do_not_grow_with_the_batch(
     from django.test.utils import CaptureQueriesContext
 
     settings.DELIVERY_RECORD_GROUP = 1000
+    settings.DELIVERY_RECORD_SECONDS = 60
     config = {
         "webhook": {"url": receiver.url()},
         "email": {"track_opens": True, "track_clicks": True},
@@ -109,3 +110,28 @@ def test_the_pipelines_queries_do_not_grow_with_the_batch(
             assert deliver(channel, run_stages_by_hand(ids)) == size
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize(("record_seconds", "groups"), [(0.0, [1, 1, 1, 1]), (60.0, [4])])
+def test_outcomes_are_recorded_when_the_group_fills_or_grows_old(
+    tenant, receiver, settings, monkeypatch, record_seconds, groups
+):
+    from apps.notifications.pipeline.deliver import Recorder
+
+    settings.DELIVERY_RECORD_GROUP = 1000
+    settings.DELIVERY_RECORD_SECONDS = record_seconds
+    written = []
+    original = Recorder.flush
+
+    def counting_flush(self):
+        if self.pending:
+            written.append(len(self.pending))
+        original(self)
+
+    monkeypatch.setattr(Recorder, "flush", counting_flush)
+    ids = run_stages_by_hand(accept_webhooks(tenant, receiver.url(), 4))
+    assert deliver("webhook", ids) == 4
+    assert written == groups
+    assert set(Delivery.objects.filter(id__in=ids).values_list("status", flat=True)) == {
+        "delivered"
+    }

@@ -6,6 +6,7 @@ limits; what may not go now goes back to `queued` for later, its attempt not cou
 
 import logging
 import math
+import time
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
@@ -106,7 +107,9 @@ def price_of(channel: str, units: int) -> Decimal | None:
 
 class Recorder:
     """Collects outcomes and writes them in small groups, each group one transaction:
-    a crash repeats at most one group's sends, never what is already recorded."""
+    a crash repeats at most one group's sends, never what is already recorded. A group
+    is written when it is full or its oldest outcome has waited DELIVERY_RECORD_SECONDS,
+    so slow receivers do not leave sends unrecorded for long either."""
 
     def __init__(self, channel: str, token, deliveries: dict[str, Delivery], providers: dict):
         self.channel = channel
@@ -114,12 +117,18 @@ class Recorder:
         self.deliveries = deliveries
         self.providers = providers  # delivery id -> the provider key its breaker uses
         self.pending: list[tuple[Delivery, object, float, str]] = []
+        self.oldest = 0.0  # time.monotonic() of the first pending outcome
 
     def add(self, message: OutboundMessage, outcome, seconds: float) -> None:
         delivery = self.deliveries[message.delivery_id]
+        if not self.pending:
+            self.oldest = time.monotonic()
         self.pending.append((delivery, outcome, seconds, self.providers[delivery.id]))
         metrics.delivery_seconds.labels(channel=self.channel).observe(seconds)
-        if len(self.pending) >= settings.DELIVERY_RECORD_GROUP:
+        if (
+            len(self.pending) >= settings.DELIVERY_RECORD_GROUP
+            or time.monotonic() - self.oldest >= settings.DELIVERY_RECORD_SECONDS
+        ):
             self.flush()
 
     def flush(self) -> None:
