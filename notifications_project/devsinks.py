@@ -2,6 +2,7 @@
 tests: SMTP (aiosmtpd) and an HTTP webhook receiver with scripted answers."""
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import re
@@ -70,6 +71,11 @@ class SmtpSink:
         raise AssertionError(f"expected {count} emails, got {len(self.messages)}")
 
 
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a batch opens a connection per lane at once
+
+
 class FakeProvider:
     """A threaded HTTP/1.1 server; subclasses answer in `respond`."""
 
@@ -77,8 +83,8 @@ class FakeProvider:
         self.requests: list[dict] = []
         self.failures: dict[str, deque] = defaultdict(deque)
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.open_connections: set[socket.socket] = set()
+        self.server = _HttpServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -93,6 +99,13 @@ class FakeProvider:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+        # Keep-alive connections outlive the listening socket: a later server given the
+        # same port would otherwise see pooled clients answered by this one.
+        with self.lock:
+            connections, self.open_connections = self.open_connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def fail_next(self, key: str, *answers) -> None:
         """The next requests for `key` (a phone number, a channel, a token, a path) get
@@ -126,6 +139,16 @@ class FakeProvider:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with provider.lock:
+                    provider.open_connections.add(self.connection)
+
+            def finish(self):
+                with provider.lock:
+                    provider.open_connections.discard(self.connection)
+                super().finish()
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
