@@ -355,7 +355,7 @@ def deliver(channel: str, ids: list[int]) -> int:
     )
     if not claimed:
         return 0
-    rows = list(Delivery.objects.filter(id__in=claimed).for_sending().order_by("id"))
+    rows = Delivery.objects.filter(id__in=claimed).order_by("id").for_sending()
     backend = get_backend(channel)
     credentials: dict[int, dict] = {}
     providers: dict[int, str] = {}

@@ -124,9 +124,7 @@ def email_html(delivery: Delivery, body_html: str, context: dict, config: dict) 
 
 @stage_task("render")
 def task(ids: list[int]) -> list[int]:
-    deliveries = list(
-        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).for_sending()
-    )
+    deliveries = Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).for_sending()
     rendered, errors = [], {}
     for delivery in deliveries:
         try:
