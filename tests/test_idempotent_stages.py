@@ -2,6 +2,7 @@
 sends again what is recorded as sent. No worker here: the test drives the stages."""
 
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -136,3 +137,42 @@ def test_outcomes_are_recorded_when_the_group_fills_or_grows_old(
     assert set(Delivery.objects.filter(id__in=ids).values_list("status", flat=True)) == {
         "delivered"
     }
+
+
+def test_a_batch_outlasting_the_sending_timeout_is_not_resumed_under_it(
+    tenant, settings, monkeypatch
+):
+    """Slow receivers make a long batch; the sweeper must not take its rows back (and
+    send them again through another worker) while it is still running."""
+    from apps.notifications import tasks
+    from notifications_project.devsinks import WebhookReceiver
+
+    monkeypatch.setattr(tasks, "enqueue_by_channel", lambda ids: None)
+    settings.SENDING_TIMEOUT_SECONDS = 1.0
+    settings.WEBHOOK_CONCURRENCY = 1
+    settings.DELIVERY_RECORD_GROUP = 1000
+    settings.DELIVERY_RECORD_SECONDS = 60
+    slow = WebhookReceiver(delay=0.25).start()
+    try:
+        ids = run_stages_by_hand(accept_webhooks(tenant, slow.url(), 10))
+        sent = []
+        runner = threading.Thread(target=lambda: sent.append(deliver_and_close(ids)))
+        runner.start()
+        resumed = 0
+        while runner.is_alive():
+            resumed += tasks.resume_stuck_sending(timezone.now())
+            time.sleep(0.1)
+        runner.join()
+    finally:
+        slow.stop()
+    assert sent == [10] and resumed == 0
+    assert set(Delivery.objects.filter(id__in=ids).values_list("status", flat=True)) == {
+        "delivered"
+    }
+
+
+def deliver_and_close(ids):
+    try:
+        return deliver("webhook", ids)
+    finally:
+        connection.close()

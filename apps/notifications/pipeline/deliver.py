@@ -118,6 +118,7 @@ class Recorder:
         self.providers = providers  # delivery id -> the provider key its breaker uses
         self.pending: list[tuple[Delivery, object, float, str]] = []
         self.oldest = 0.0  # time.monotonic() of the first pending outcome
+        self.claim_renewed = time.monotonic()
 
     def add(self, message: OutboundMessage, outcome, seconds: float) -> None:
         delivery = self.deliveries[message.delivery_id]
@@ -130,6 +131,21 @@ class Recorder:
             or time.monotonic() - self.oldest >= settings.DELIVERY_RECORD_SECONDS
         ):
             self.flush()
+        self.keep_claim()
+
+    def keep_claim(self) -> None:
+        """A batch to slow receivers can outlast SENDING_TIMEOUT_SECONDS. Its rows still
+        being sent get a fresh `claimed_at` every third of that, so the sweeper, which
+        resumes only rows whose worker went quiet, never hands them to another worker
+        (and the receiver a second copy) while this run still holds them."""
+        if time.monotonic() - self.claim_renewed < settings.SENDING_TIMEOUT_SECONDS / 3:
+            return
+        self.claim_renewed = time.monotonic()
+        Delivery.objects.filter(
+            id__in=[d.id for d in self.deliveries.values()],
+            status=DeliveryStatus.SENDING,
+            claim_token=self.token,
+        ).update(claimed_at=timezone.now())
 
     def flush(self) -> None:
         if not self.pending:
