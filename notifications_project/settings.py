@@ -198,7 +198,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Delivery behaviour ---------------------------------------------------------------
 PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 500, minimum=1)
-DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 100, minimum=1)
+DELIVERY_BATCH_SIZE = env_int("DELIVERY_BATCH_SIZE", 200, minimum=1)
 # Sends are recorded every this many completions, or once the oldest unrecorded one
 # has waited this long: together they bound what a crash can repeat.
 DELIVERY_RECORD_GROUP = env_int("DELIVERY_RECORD_GROUP", 50, minimum=1)
