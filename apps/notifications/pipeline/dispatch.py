@@ -19,22 +19,19 @@ def delay_of(config: dict) -> float:
 def task(ids: list[int]) -> list[int]:
     now = timezone.now()
     rows = list(
-        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).values_list(
-            "id", "channel_index", "notification_id", "next_attempt_at"
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.PENDING).values(
+            "id", "channel", "channel_index", "notification_id", "next_attempt_at"
         )
     )
+    if not rows:
+        return []
     # Each notification's channel list once, not once per recipient's delivery.
     channels = dict(
-        Notification.objects.filter(id__in={n for _, _, n, _ in rows}).values_list("id", "channels")
+        Notification.objects.filter(id__in={r["notification_id"] for r in rows}).values_list(
+            "id", "channels"
+        )
     )
-    # A channel's delay, or longer when preprocessing held the delivery (quiet hours).
-    quiet = {row_id: (until - now).total_seconds() for row_id, _, _, until in rows if until}
-    delays = {
-        row_id: max(delay_of(channels[n][index].get("config", {})), quiet.get(row_id, 0.0))
-        for row_id, index, n, _ in rows
-    }
-    if not delays:
-        return []
+    delays = {r["id"]: delay_for(r, channels[r["notification_id"]], now) for r in rows}
     due = {i: now + timedelta(seconds=d) for i, d in delays.items()}
     held = {i for i, d in delays.items() if d > BROKER_COUNTDOWN_LIMIT}
     _token, claimed = claim(
@@ -46,10 +43,18 @@ def task(ids: list[int]) -> list[int]:
             for i in delays
         },
     )
+    channel_of = {r["id"]: r["channel"] for r in rows}
     by_channel_and_delay: dict[tuple[str, float], list[int]] = defaultdict(list)
-    for row_id, channel in Delivery.objects.filter(id__in=claimed).values_list("id", "channel"):
+    for row_id in claimed:
         if row_id not in held:
-            by_channel_and_delay[(channel, delays[row_id])].append(row_id)
+            by_channel_and_delay[(channel_of[row_id], delays[row_id])].append(row_id)
     for (channel, delay), batch in sorted(by_channel_and_delay.items()):
         enqueue(channel, sorted(batch), countdown=delay or None)
     return claimed
+
+
+def delay_for(row: dict, channels: list[dict], now) -> float:
+    """The channel's delay, or longer when preprocessing held the delivery (quiet hours)."""
+    configured = delay_of(channels[row["channel_index"]].get("config", {}))
+    until = row["next_attempt_at"]
+    return max(configured, (until - now).total_seconds() if until else 0.0)
