@@ -22,17 +22,26 @@ def claim(
     """Move rows still in `from_statuses` in one conditional UPDATE and tell exactly
     which moved: a second runner of the same step finds nothing left to claim.
     `each` gives per-row values (id -> {field: value}) for every id."""
+    ids = list(each) if each is not None else list(ids)
+    token = mark(ids, from_statuses, *conditions, each=each, **changes)
+    return token, sorted(claimed_by(token, ids).values_list("id", flat=True))
+
+
+def mark(ids: list[int], from_statuses, *conditions, each=None, **changes) -> uuid.UUID:
+    """The UPDATE half of `claim`: returns the token that `claimed_by` finds rows by."""
     token = uuid.uuid4()
     changes.update(claim_token=token, updated_at=timezone.now())
-    ids = list(each) if each is not None else list(ids)
     if each is not None:
         assert not conditions, "per-row claims take no extra conditions"
         update_rows(Delivery, each, where={"status__in": from_statuses}, same=changes)
     else:
         Delivery.objects.filter(*conditions, id__in=ids, status__in=from_statuses).update(**changes)
+    return token
+
+
+def claimed_by(token: uuid.UUID, ids: list[int]):
     # Looked up by primary key: an index on claim_token would cost a write on every move.
-    claimed = Delivery.objects.filter(id__in=ids, claim_token=token).values_list("id", flat=True)
-    return token, sorted(claimed)
+    return Delivery.objects.filter(id__in=ids, claim_token=token)
 
 
 def derive_status(counts: dict[str, int]) -> str:

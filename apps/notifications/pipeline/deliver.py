@@ -30,7 +30,7 @@ from .. import extensions, metrics
 from ..failover import fail_over
 from ..models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
 from ..preferences import unsubscribe_url_for
-from ..state import claim, refresh_statuses
+from ..state import claimed_by, mark, refresh_statuses
 from .providers import credentials_for, live_address, retire, retired_hashes
 
 logger = logging.getLogger("apps.notifications.deliver")
@@ -361,7 +361,7 @@ def admit(channel: str, token, groups: dict[tuple, list[Delivery]]) -> list[Deli
 
 def deliver(channel: str, ids: list[int]) -> int:
     now = timezone.now()
-    token, claimed = claim(
+    token = mark(
         ids,
         [DeliveryStatus.QUEUED],
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
@@ -369,9 +369,9 @@ def deliver(channel: str, ids: list[int]) -> int:
         claimed_at=now,
         attempts=F("attempts") + 1,
     )
-    if not claimed:
+    rows = claimed_by(token, ids).order_by("id").for_sending()
+    if not rows:
         return 0
-    rows = Delivery.objects.filter(id__in=claimed).order_by("id").for_sending()
     backend = get_backend(channel)
     credentials: dict[int, dict] = {}
     providers: dict[int, str] = {}
