@@ -13,16 +13,6 @@ from tests.conftest import accept_one
 
 pytestmark = pytest.mark.django_db
 
-COLUMNS = (
-    "delivery_id",
-    "number",
-    "started_at",
-    "duration_ms",
-    "outcome",
-    "response_code",
-    "error",
-)
-
 
 @pytest.mark.parametrize("vendor", ["postgresql", "other"])
 def test_rows_arrive_with_their_values(tenant, vendor, monkeypatch):
@@ -31,12 +21,23 @@ def test_rows_arrive_with_their_values(tenant, vendor, monkeypatch):
     notification = accept_one(tenant)
     delivery = Delivery.objects.get(notification=notification)
     started = timezone.now() - timedelta(seconds=1)
+
+    def attempt(number, duration_ms, outcome, response_code, error):
+        return {
+            "delivery_id": delivery.id,
+            "number": number,
+            "started_at": started,
+            "duration_ms": duration_ms,
+            "outcome": outcome,
+            "response_code": response_code,
+            "error": error,
+        }
+
     insert_rows(
         DeliveryAttempt,
-        COLUMNS,
         [
-            (delivery.id, 1, started, 12, "transient_error", None, "tab\there, newline\nthere"),
-            (delivery.id, 2, started, 7, "success", 250, ""),
+            attempt(1, 12, "transient_error", None, "tab\there, newline\nthere"),
+            attempt(2, 7, "success", 250, ""),
         ],
     )
     rows = list(DeliveryAttempt.objects.filter(delivery=delivery).order_by("number").values())
@@ -52,12 +53,18 @@ def test_json_columns_are_stored_as_json(tenant, vendor, monkeypatch):
     if vendor == "other":
         monkeypatch.setattr(connection, "vendor", "sqlite")
     metadata = {"channel": "email", "nested": {"quote": 'say "hi"'}, "list": [1, None]}
-    columns = ("tenant_id", "seq", "created_at", "actor", "operation", "resource_type")
-    insert_rows(
-        AuditEntry,
-        (*columns, "metadata", "prev_hash", "hash"),
-        [(tenant.id, 10_000, timezone.now(), "t", "op", "thing", metadata, "0" * 64, "1" * 64)],
-    )
+    entry = {
+        "tenant_id": tenant.id,
+        "seq": 10_000,
+        "created_at": timezone.now(),
+        "actor": "t",
+        "operation": "op",
+        "resource_type": "thing",
+        "metadata": metadata,
+        "prev_hash": "0" * 64,
+        "hash": "1" * 64,
+    }
+    insert_rows(AuditEntry, [entry])
     assert AuditEntry.objects.get(tenant=tenant, seq=10_000).metadata == metadata
 
 

@@ -52,10 +52,7 @@ def test_two_runners_of_the_same_batch_send_each_delivery_once(tenant, receiver)
 
     def runner():
         barrier.wait()
-        try:
-            sent_counts.append(deliver("webhook", ids))
-        finally:
-            connection.close()
+        sent_counts.append(deliver_and_close(ids))
 
     threads = [threading.Thread(target=runner) for _ in range(2)]
     for thread in threads:
@@ -91,7 +88,6 @@ def test_the_pipelines_queries_do_not_grow_with_the_batch(
 ):
     """Deferred columns and related rows are loaded with the batch: touching one of
     them per delivery would show up here as one more query per delivery."""
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     settings.DELIVERY_RECORD_GROUP = 1000

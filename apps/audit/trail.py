@@ -75,25 +75,6 @@ def digest(prev_hash: str, entry) -> str:
     return hashlib.sha256(f"{prev_hash}|{canonical}".encode()).hexdigest()
 
 
-COLUMNS = (
-    "tenant_id",
-    "seq",
-    "created_at",
-    "request_id",
-    "actor",
-    "operation",
-    "resource_type",
-    "resource_id",
-    "result",
-    "duration_ms",
-    "ip",
-    "user_agent",
-    "metadata",
-    "prev_hash",
-    "hash",
-)
-
-
 def record_many(tenant_id: int, entries: list[Entry]) -> None:
     if not entries:
         return
@@ -123,8 +104,8 @@ def record_many(tenant_id: int, entries: list[Entry]) -> None:
                 prev_hash=last_hash,
             )
             row.hash = last_hash = digest(last_hash, row)
-            rows.append(tuple(getattr(row, column) for column in COLUMNS))
-        insert_rows(AuditEntry, COLUMNS, rows)
+            rows.append(vars(row))
+        insert_rows(AuditEntry, rows)
         _chain_sql("UPDATE {table} SET last_hash = %s WHERE tenant_id = %s", [last_hash, tenant_id])
 
 

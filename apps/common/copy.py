@@ -9,22 +9,24 @@ CSV files rather than rows already in memory.
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from django.db import connections, models, router
 
 
-def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple]) -> None:
-    """Insert `rows` (tuples of plain Python values in `columns` order; foreign keys by
-    their `_id` names) into `model`'s table, inside the current transaction."""
+def insert_rows(model, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` (field name -> plain Python value, the same names in the same order
+    in every row; foreign keys by their `_id` names) into `model`'s table, inside the
+    current transaction."""
     if not rows:
         return
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
-        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows])
+        model.objects.bulk_create([model(**row) for row in rows])
         return
     meta = model._meta
-    fields = [meta.get_field(name) for name in columns]
+    fields = [meta.get_field(name) for name in rows[0]]
     # Django fills defaults in Python, not in the table: do the same for the columns
     # the caller left out, so both paths store the same row.
     defaulted = [
@@ -41,7 +43,7 @@ def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         ) as copy,
     ):
         for row in rows:
-            row = [*row, *(f.get_default() for f in defaulted)]
+            row = [*row.values(), *(f.get_default() for f in defaulted)]
             for i in json_columns:
                 row[i] = None if row[i] is None else json.dumps(row[i])  # as Django does
             copy.write_row(row)
@@ -67,8 +69,7 @@ def create_all(model, objs: list) -> list:
     for obj, pk in zip(objs, ids, strict=True):
         obj._prepare_related_fields_for_save(operation_name="bulk_create")
         obj.pk = pk
-    rows = [tuple(f.pre_save(obj, True) for f in fields) for obj in objs]
-    insert_rows(model, [f.attname for f in fields], rows)
+    insert_rows(model, [{f.attname: f.pre_save(obj, True) for f in fields} for obj in objs])
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias

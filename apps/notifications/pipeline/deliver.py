@@ -40,15 +40,6 @@ BROKER_COUNTDOWN_LIMIT = 60.0
 # Held-back deliveries due within one slot come back as one batch: spacing each at
 # 1/rate apart would make one task per delivery, which is what the batches avoid.
 HOLD_BACK_SLOT_SECONDS = 0.1
-ATTEMPT_COLUMNS = (
-    "delivery_id",
-    "number",
-    "started_at",
-    "duration_ms",
-    "outcome",
-    "response_code",
-    "error",
-)
 
 
 def enqueue(channel: str, ids: list[int], countdown: float | None = None) -> None:
@@ -160,8 +151,8 @@ class Recorder:
             )
             self._retire_addresses(group)
             attempts = [self._attempt(d, o, s, now) for d, o, s, _ in group]
-            insert_rows(DeliveryAttempt, ATTEMPT_COLUMNS, attempts)
-            self._audit(group, [dict(zip(ATTEMPT_COLUMNS, a, strict=True)) for a in attempts])
+            insert_rows(DeliveryAttempt, attempts)
+            self._audit(group, attempts)
         self._report_health(group)
 
     def _audit(self, group, attempts) -> None:
@@ -290,7 +281,7 @@ class Recorder:
             ratelimit.slow_down(tenant_id, self.channel)
 
     @staticmethod
-    def _attempt(delivery, outcome, seconds, now) -> tuple:
+    def _attempt(delivery, outcome, seconds, now) -> dict:
         if isinstance(outcome, ChannelError):
             kind = (
                 AttemptOutcome.PERMANENT_ERROR
@@ -300,16 +291,15 @@ class Recorder:
             code, error = outcome.response_code, outcome.message
         else:
             kind, code, error = AttemptOutcome.SUCCESS, outcome.response_code, ""
-        # In ATTEMPT_COLUMNS order.
-        return (
-            delivery.id,
-            delivery.attempts,
-            now - timedelta(seconds=seconds),
-            int(seconds * 1000),
-            str(kind),
-            code,
-            error[:2000],
-        )
+        return {
+            "delivery_id": delivery.id,
+            "number": delivery.attempts,
+            "started_at": now - timedelta(seconds=seconds),
+            "duration_ms": int(seconds * 1000),
+            "outcome": str(kind),
+            "response_code": code,
+            "error": error[:2000],
+        }
 
 
 def hold_back(channel: str, token, waits: dict[int, float], counter) -> None:
